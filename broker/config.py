@@ -1,0 +1,81 @@
+"""Typed settings read from the environment; a bad value is refused, never silently defaulted."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from broker.errors import InputError
+
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise InputError(f"{name} must be an integer, got {raw!r}", field=name) from exc
+    if not lo <= value <= hi:
+        raise InputError(f"{name} must be between {lo} and {hi}, got {value}", field=name)
+    return value
+
+
+def _delays(env: Mapping[str, str], name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        values = tuple(float(part) for part in raw.split(","))
+    except ValueError as exc:
+        raise InputError(f"{name} must be comma-separated seconds, got {raw!r}", field=name) from exc
+    if not values or any(v <= 0 or v > 86400 for v in values):
+        raise InputError(f"{name} values must be in (0, 86400] seconds", field=name)
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/smsbroker"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    queue_prefix: str = "smsbroker"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    max_body_chars: int = 1600
+    max_recipients: int = 1000
+    log_format: str = "console"
+    db_pool_size: int = 10
+    #: Seconds between webhook attempts: attempt n+1 waits webhook_retry_delays[n].
+    webhook_retry_delays: tuple[float, ...] = field(
+        default=(5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0)
+    )
+    webhook_timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        prefix = env.get("QUEUE_PREFIX", cls.queue_prefix)
+        if not _PREFIX_RE.match(prefix):
+            raise InputError(f"QUEUE_PREFIX {prefix!r} must match {_PREFIX_RE.pattern}")
+        log_format = env.get("LOG_FORMAT", cls.log_format)
+        if log_format not in ("console", "json"):
+            raise InputError("LOG_FORMAT must be 'console' or 'json'", field="LOG_FORMAT")
+        return cls(
+            database_url=env.get("DATABASE_URL", cls.database_url),
+            amqp_url=env.get("AMQP_URL", cls.amqp_url),
+            queue_prefix=prefix,
+            api_host=env.get("API_HOST", cls.api_host),
+            api_port=_int(env, "API_PORT", cls.api_port, 0, 65535),
+            max_body_chars=_int(env, "MAX_BODY_CHARS", cls.max_body_chars, 1, 100_000),
+            max_recipients=_int(env, "MAX_RECIPIENTS", cls.max_recipients, 1, 100_000),
+            log_format=log_format,
+            db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, 1, 500),
+            webhook_retry_delays=_delays(
+                env, "WEBHOOK_RETRY_DELAYS", (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0)
+            ),
+            webhook_timeout=float(_int(env, "WEBHOOK_TIMEOUT", 10, 1, 120)),
+        )
