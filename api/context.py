@@ -1,0 +1,35 @@
+"""What the API's handlers share: typed app keys and the authenticated caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+from aiohttp import web
+
+from broker.config import Settings
+from broker.queues import Amqp
+from broker.routing import RouteTable
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+AMQP = web.AppKey("amqp", Amqp)
+ROUTES = web.AppKey("routes", RouteTable)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The account and key a request was authenticated with."""
+
+    account_id: UUID
+    key_id: UUID
+    region: str
+    balance_at_auth: float
+    rate_limit: int
+    channels: tuple[str, ...]
+
+
+def caller(request: web.Request) -> Caller:
+    found: Caller = request["caller"]
+    return found

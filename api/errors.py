@@ -1,0 +1,87 @@
+"""One error shape for every answer that is not a success.
+
+    {"error": {"code": "INVALID_PHONE_NUMBER", "message": "...", "field": "to", "details": [...]}}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from broker.errors import (
+    BrokerError,
+    Conflict,
+    DependencyUnavailable,
+    InputError,
+    InsufficientCredits,
+    NotFound,
+)
+
+_STATUS: tuple[tuple[type[BrokerError], int], ...] = (
+    (InputError, 400),
+    (InsufficientCredits, 402),
+    (NotFound, 404),
+    (Conflict, 409),
+    (DependencyUnavailable, 503),
+)
+
+
+class ApiError(BrokerError):
+    """An error raised by the HTTP layer itself, with its own status."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+        self.headers = headers or {}
+        self.details = details
+        self.field = field
+
+
+def error_body(
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    details: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        err["field"] = field
+    if details:
+        err["details"] = details
+    if extra:
+        err.update(extra)
+    return {"error": err}
+
+
+def error_response(exc: BrokerError) -> web.Response:
+    if isinstance(exc, ApiError):
+        return web.json_response(
+            error_body(exc.code, exc.message, field=exc.field, details=exc.details),
+            status=exc.status,
+            headers=exc.headers,
+        )
+    status = 500
+    for kind, code in _STATUS:
+        if isinstance(exc, kind):
+            status = code
+            break
+    field = exc.field if isinstance(exc, InputError) else None
+    details = getattr(exc, "details", None)
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return web.json_response(
+        error_body(exc.code, exc.message, field=field, details=details),
+        status=status,
+        headers=headers,
+    )
