@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
+from broker.logs import configure_logging
+
 COMMAND_MODULES: tuple[str, ...] = (
+    "broker.cli.admin",
     "broker.cli.segment",
 )
 
@@ -31,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(os.environ.get("LOG_FORMAT", "console"))
     code: int = args.func(args)
     return code
 

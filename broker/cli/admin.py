@@ -1,0 +1,210 @@
+"""Operator commands: migrate, account, key, connector, route, number."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+from uuid import UUID
+
+from broker import accounts
+from broker.cli.common import EXIT_OK, emit, fail, with_db
+from broker.config import Settings
+from broker.errors import BrokerError, InputError
+from broker.migrate import migrate
+
+
+def _uuid(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an account id (a UUID)") from None
+
+
+def _json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("migrate", help="apply the sql/ migrations (idempotent)")
+    _json_flag(p)
+    p.set_defaults(func=cmd_migrate)
+
+    acc = sub.add_parser("account", help="create accounts and add credits").add_subparsers(
+        dest="action", required=True
+    )
+    p = acc.add_parser("create", help="create an account; prints its id")
+    p.add_argument("--name", required=True)
+    p.add_argument("--credits", default="0", help="opening balance (default 0)")
+    p.add_argument("--region", default="US", help="default region for local numbers, e.g. GH")
+    _json_flag(p)
+    p.set_defaults(func=cmd_account_create)
+    p = acc.add_parser("credit", help="add (or, negative, remove) credits")
+    p.add_argument("account", type=_uuid)
+    p.add_argument("amount")
+    _json_flag(p)
+    p.set_defaults(func=cmd_account_credit)
+
+    key = sub.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
+    p = key.add_parser("create", help="create an API key; the secret is shown once")
+    p.add_argument("account", type=_uuid)
+    p.add_argument("--name", default="")
+    p.add_argument("--rate-limit", type=int, default=60, help="requests per minute (default 60)")
+    p.add_argument("--channels", default="sms", help="comma-separated: sms,whatsapp")
+    p.add_argument("--expires-days", type=int, default=None, help="1–365 (default: never)")
+    _json_flag(p)
+    p.set_defaults(func=cmd_key_create)
+
+    conn = sub.add_parser("connector", help="SMPP connectors").add_subparsers(
+        dest="action", required=True
+    )
+    p = conn.add_parser("add", help="add an SMPP connector to a carrier")
+    p.add_argument("name")
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--system-id", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--system-type", default="")
+    p.add_argument("--binds", type=int, default=1)
+    p.add_argument("--window", type=int, default=10, help="submit_sm in flight per bind")
+    p.add_argument("--tps", type=float, default=None, help="messages per second (default: no cap)")
+    p.add_argument("--bind-mode", choices=("trx", "tx_rx"), default="trx")
+    p.add_argument("--dlr-id-format", choices=("as-is", "hex", "dec"), default="as-is")
+    p.add_argument("--long-mode", choices=("udh8", "udh16", "sar", "payload"), default="udh8")
+    p.add_argument("--gsm7-packed", action="store_true", help="pack GSM7 septets on the wire")
+    _json_flag(p)
+    p.set_defaults(func=cmd_connector_add)
+
+    route = sub.add_parser("route", help="routes by number prefix").add_subparsers(
+        dest="action", required=True
+    )
+    p = route.add_parser("add", help="route a prefix (empty: default route) to a connector")
+    p.add_argument("--prefix", required=True, help="digits of the E.164 number; '' for default")
+    p.add_argument("--connector", required=True)
+    p.add_argument("--price", default="1", help="credits per segment (default 1)")
+    _json_flag(p)
+    p.set_defaults(func=cmd_route_add)
+
+    num = sub.add_parser("number", help="inbound numbers").add_subparsers(
+        dest="action", required=True
+    )
+    p = num.add_parser("add", help="give an account a long number, short code or keyword")
+    p.add_argument("account", type=_uuid)
+    p.add_argument("number")
+    p.add_argument("--keyword", default="")
+    _json_flag(p)
+    p.set_defaults(func=cmd_number_add)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    try:
+        applied = asyncio.run(migrate(Settings.from_env().database_url))
+    except BrokerError as exc:
+        return fail(exc, args.json)
+    except OSError as exc:
+        return fail(InputError(f"PostgreSQL unreachable: {exc}"), args.json)
+    emit(args.json, {"applied": applied}, f"applied: {', '.join(applied) or 'nothing to do'}")
+    return EXIT_OK
+
+
+def cmd_account_create(args: argparse.Namespace) -> int:
+    try:
+        credits = accounts.parse_amount(args.credits, field="credits", allow_negative=False)
+    except InputError as exc:
+        return fail(exc, args.json)
+    return with_db(
+        args.json,
+        lambda conn: accounts.create_account(conn, args.name, credits, args.region),
+        lambda account_id: emit(args.json, {"id": account_id}, str(account_id)),
+    )
+
+
+def cmd_account_credit(args: argparse.Namespace) -> int:
+    try:
+        amount = accounts.parse_amount(args.amount, field="amount", allow_negative=True)
+    except InputError as exc:
+        return fail(exc, args.json)
+    return with_db(
+        args.json,
+        lambda conn: accounts.credit_account(conn, args.account, amount),
+        lambda balance: emit(
+            args.json, {"id": args.account, "balance": balance}, f"balance: {balance}"
+        ),
+    )
+
+
+def cmd_key_create(args: argparse.Namespace) -> int:
+    channels = tuple(c.strip() for c in args.channels.split(",") if c.strip())
+
+    def done(key: accounts.CreatedKey) -> None:
+        payload: dict[str, Any] = {
+            "id": key.id,
+            "key": key.secret,
+            "prefix": key.prefix,
+            "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        }
+        emit(args.json, payload, key.secret)
+
+    return with_db(
+        args.json,
+        lambda conn: accounts.create_key(
+            conn,
+            args.account,
+            name=args.name,
+            rate_limit=args.rate_limit,
+            channels=channels,
+            expires_days=args.expires_days,
+        ),
+        done,
+    )
+
+
+def cmd_connector_add(args: argparse.Namespace) -> int:
+    values = {
+        "name": args.name,
+        "host": args.host,
+        "port": args.port,
+        "system_id": args.system_id,
+        "password": args.password,
+        "system_type": args.system_type,
+        "binds": args.binds,
+        "window_size": args.window,
+        "tps": args.tps,
+        "bind_mode": args.bind_mode,
+        "dlr_id_format": args.dlr_id_format,
+        "long_mode": args.long_mode,
+        "gsm7_packed": args.gsm7_packed,
+    }
+    return with_db(
+        args.json,
+        lambda conn: accounts.add_connector(conn, values),
+        lambda _: emit(args.json, {"name": args.name}, f"connector {args.name} added"),
+    )
+
+
+def cmd_route_add(args: argparse.Namespace) -> int:
+    try:
+        price = accounts.parse_amount(args.price, field="price", allow_negative=False)
+    except InputError as exc:
+        return fail(exc, args.json)
+    return with_db(
+        args.json,
+        lambda conn: accounts.add_route(conn, args.prefix, args.connector, price),
+        lambda route_id: emit(
+            args.json,
+            {"id": route_id, "prefix": args.prefix, "connector": args.connector, "price": price},
+            f"route {args.prefix or '(default)'} -> {args.connector} at {price}/segment",
+        ),
+    )
+
+
+def cmd_number_add(args: argparse.Namespace) -> int:
+    return with_db(
+        args.json,
+        lambda conn: accounts.add_number(conn, args.account, args.number, args.keyword),
+        lambda _: emit(
+            args.json,
+            {"account": args.account, "number": args.number, "keyword": args.keyword.upper()},
+            f"number {args.number} belongs to {args.account}",
+        ),
+    )
