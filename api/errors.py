@@ -1,6 +1,6 @@
 """One error shape for every answer that is not a success.
 
-    {"error": {"code": "INVALID_PHONE_NUMBER", "message": "...", "field": "to", "details": [...]}}
+{"error": {"code": "INVALID_PHONE_NUMBER", "message": "...", "field": "to", "details": [...]}}
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ class ApiError(BrokerError):
         headers: dict[str, str] | None = None,
         details: list[dict[str, Any]] | None = None,
         field: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message, code=code)
+        self.extra = extra
         self.status = status
         self.headers = headers or {}
         self.details = details
@@ -68,7 +70,9 @@ def error_body(
 def error_response(exc: BrokerError) -> web.Response:
     if isinstance(exc, ApiError):
         return web.json_response(
-            error_body(exc.code, exc.message, field=exc.field, details=exc.details),
+            error_body(
+                exc.code, exc.message, field=exc.field, details=exc.details, extra=exc.extra
+            ),
             status=exc.status,
             headers=exc.headers,
         )

@@ -1,0 +1,78 @@
+"""The customer API application: thin handlers over PostgreSQL reads and confirmed publishes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from api import account, health, messages
+from api import webhooks as webhook_routes
+from api.auth import RateLimiter, auth_middleware
+from api.context import AMQP, POOL, ROUTES, SETTINGS
+from api.errors import error_body, error_response
+from broker.config import Settings
+from broker.db import create_pool
+from broker.errors import BrokerError
+from broker.queues import Amqp, QueueNames
+from broker.routing import RouteTable
+
+log = structlog.get_logger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_HTTP_CODES = {
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BrokerError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "BAD_REQUEST" if exc.status < 500 else "SERVER_ERROR")
+        return web.json_response(
+            error_body(code, exc.reason), status=exc.status, headers=_keep_allow(exc)
+        )
+
+
+def _keep_allow(exc: web.HTTPException) -> dict[str, str]:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else {}
+
+
+def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Application:
+    """The app; it opens its own pool and AMQP connection unless given a shared one."""
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware(RateLimiter())],
+        client_max_size=1024 * 1024,
+    )
+    app[SETTINGS] = settings
+    app[ROUTES] = RouteTable()
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        app[POOL] = await create_pool(settings.database_url, size=settings.db_pool_size)
+        own = amqp is None
+        app[AMQP] = amqp or Amqp(settings.amqp_url, QueueNames(settings.queue_prefix))
+        if own:
+            await app[AMQP].connect()
+            await app[AMQP].declare_topology(settings.webhook_retry_delays)
+        yield
+        if own:
+            await app[AMQP].close()
+        await app[POOL].close()
+
+    app.cleanup_ctx.append(resources)
+    health.register(app)
+    account.register(app)
+    messages.register(app)
+    webhook_routes.register(app)
+    return app

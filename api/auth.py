@@ -1,0 +1,116 @@
+"""Who is calling: API key authentication and the per-key rate limit.
+
+A key comes as ``Authorization: Bearer KEY``, ``X-API-Key: KEY`` or ``?api_key=KEY``. The key's
+row and its account's balance come back in one indexed query, so a send needs no second
+round trip to check the balance.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from api.context import POOL, Caller
+from api.errors import ApiError
+from broker.db import unavailable_as_error
+from broker.keys import key_hash
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_AUTH_QUERY = """
+SELECT k.id, k.account_id, k.rate_limit, k.channels, k.expires_at, k.revoked_at,
+       a.region, a.balance, a.status
+  FROM api_keys k JOIN accounts a ON a.id = k.account_id
+ WHERE k.key_hash = $1
+"""
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/"})
+
+
+def presented_key(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(401, "UNAUTHORIZED", "the Authorization header must be 'Bearer KEY'")
+        return value.strip()
+    return request.headers.get("X-API-Key") or request.query.get("api_key") or None
+
+
+class RateLimiter:
+    """A fixed one-minute window per key, counted in this API process."""
+
+    def __init__(self) -> None:
+        self._windows: dict[object, tuple[int, int]] = {}
+
+    def hit(self, key: object, limit: int, now: float | None = None) -> tuple[bool, int, int]:
+        """(allowed, remaining, seconds until the window resets)."""
+        now = time.time() if now is None else now
+        window = int(now // 60)
+        start, count = self._windows.get(key, (window, 0))
+        if start != window:
+            count = 0
+        count += 1
+        self._windows[key] = (window, count)
+        if len(self._windows) > 100_000:
+            self._windows = {k: v for k, v in self._windows.items() if v[0] == window}
+        reset = math.ceil((window + 1) * 60 - now)
+        return count <= limit, max(0, limit - count), reset
+
+
+async def authenticate(request: web.Request) -> Caller:
+    key = presented_key(request)
+    if key is None:
+        raise ApiError(401, "UNAUTHORIZED", "an API key is required (Authorization: Bearer KEY)")
+    async with unavailable_as_error():
+        row = await request.app[POOL].fetchrow(_AUTH_QUERY, key_hash(key))
+    if row is None:
+        raise ApiError(401, "INVALID_API_KEY", "this API key is not valid")
+    if row["revoked_at"] is not None:
+        raise ApiError(403, "API_KEY_DISABLED", "this API key has been revoked")
+    if row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):
+        raise ApiError(403, "API_KEY_DISABLED", "this API key has expired")
+    if row["status"] != "active":
+        raise ApiError(403, "ACCOUNT_SUSPENDED", "this account is suspended")
+    return Caller(
+        account_id=row["account_id"],
+        key_id=row["id"],
+        region=row["region"],
+        balance_at_auth=float(row["balance"]),
+        rate_limit=row["rate_limit"],
+        channels=tuple(row["channels"]),
+    )
+
+
+def auth_middleware(
+    limiter: RateLimiter,
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in PUBLIC_PATHS or not request.path.startswith("/v1/"):
+            return await handler(request)
+        found = await authenticate(request)
+        allowed, remaining, reset = limiter.hit(found.key_id, found.rate_limit)
+        limit_headers = {
+            "X-RateLimit-Limit": str(found.rate_limit),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(reset),
+        }
+        if not allowed:
+            raise ApiError(
+                429,
+                "RATE_LIMIT_EXCEEDED",
+                f"more than {found.rate_limit} requests this minute; retry in {reset}s",
+                headers={**limit_headers, "Retry-After": str(reset)},
+                extra={"retry_after": reset},
+            )
+        request["caller"] = found
+        response = await handler(request)
+        response.headers.update(limit_headers)
+        return response
+
+    return middleware
