@@ -1,0 +1,1 @@
+"""Signed customer webhooks: signing, event envelopes, endpoint storage and delivery."""

@@ -1,0 +1,84 @@
+"""One signed POST of one event to one target, reduced to an outcome (never an exception)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from uuid import UUID
+
+import aiohttp
+
+from broker.webhooks.payloads import Event
+from broker.webhooks.signing import sign
+
+USER_AGENT = "smsbroker-webhooks/1"
+#: Enough of a response to keep the connection reusable; the rest is not wanted.
+_MAX_RESPONSE_READ = 64 * 1024
+_MAX_ERROR = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    event: Event
+    webhook_id: UUID | None  # None: the event's per-message callback_url
+    url: str
+    secret: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+def signed_headers(delivery: Delivery, body: bytes, timestamp: int) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": delivery.event.id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(delivery.secret, delivery.event.id, timestamp, body),
+    }
+
+
+async def _drain(response: aiohttp.ClientResponse) -> None:
+    remaining = _MAX_RESPONSE_READ
+    while remaining > 0:
+        chunk = await response.content.read(min(remaining, 16 * 1024))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text.replace("\x00", "")[:_MAX_ERROR]
+
+
+async def post(
+    session: aiohttp.ClientSession,
+    delivery: Delivery,
+    *,
+    wall_clock: Callable[[], float] = time.time,
+) -> Outcome:
+    body = delivery.event.body()
+    headers = signed_headers(delivery, body, int(wall_clock()))
+    started = time.monotonic()
+    status: int | None = None
+    error: str | None = None
+    try:
+        async with session.post(
+            delivery.url, data=body, headers=headers, allow_redirects=False
+        ) as response:
+            status = response.status
+            await _drain(response)
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+        # ValueError: a URL aiohttp cannot use (bad host, IDNA); the answer, if any, is kept.
+        error = _describe(exc)
+    duration_ms = int((time.monotonic() - started) * 1000)
+    return Outcome(status, error, duration_ms)

@@ -1,0 +1,102 @@
+"""Where an account's events go, cached for a moment so a burst of events costs one query.
+
+A webhook deleted (or added) during the cache's lifetime may still get (or miss) one event;
+that is the price of not querying PostgreSQL for every AMQP message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+
+DEFAULT_TTL = 2.0
+_PRUNE_ABOVE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: UUID
+    url: str
+    events: frozenset[str]
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountTargets:
+    endpoints: tuple[Endpoint, ...]
+    #: accounts.webhook_secret, which signs per-message callback_url deliveries; None if the
+    #: account does not exist.
+    callback_secret: str | None
+
+    def subscribed(self, event_type: str) -> list[Endpoint]:
+        return [e for e in self.endpoints if event_type in e.events]
+
+    def endpoint(self, webhook_id: UUID) -> Endpoint | None:
+        return next((e for e in self.endpoints if e.id == webhook_id), None)
+
+
+NO_TARGETS = AccountTargets((), None)
+
+_QUERY = """
+SELECT a.id AS account_id, a.webhook_secret, w.id AS webhook_id, w.url, w.events, w.secret
+FROM accounts a
+LEFT JOIN webhooks w ON w.account_id = a.id
+WHERE a.id = ANY($1::uuid[])
+ORDER BY a.id, w.created_at, w.id
+"""
+
+
+class TargetCache:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        ttl: float = DEFAULT_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._pool = pool
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[UUID, tuple[float, AccountTargets]] = {}
+
+    async def get(self, account_ids: Iterable[UUID]) -> dict[UUID, AccountTargets]:
+        now = self._clock()
+        found: dict[UUID, AccountTargets] = {}
+        missing: list[UUID] = []
+        for account_id in set(account_ids):
+            entry = self._entries.get(account_id)
+            if entry is not None and entry[0] > now:
+                found[account_id] = entry[1]
+            else:
+                missing.append(account_id)
+        if missing:
+            loaded = await self._load(missing)
+            self._prune(now)
+            expires = now + self._ttl
+            for account_id in missing:
+                targets = loaded.get(account_id, NO_TARGETS)
+                self._entries[account_id] = (expires, targets)
+                found[account_id] = targets
+        return found
+
+    async def _load(self, account_ids: list[UUID]) -> dict[UUID, AccountTargets]:
+        rows = await self._pool.fetch(_QUERY, account_ids)
+        secrets: dict[UUID, str] = {}
+        endpoints: dict[UUID, list[Endpoint]] = {}
+        for row in rows:
+            account_id = row["account_id"]
+            secrets[account_id] = row["webhook_secret"]
+            bucket = endpoints.setdefault(account_id, [])
+            if row["webhook_id"] is not None:
+                bucket.append(
+                    Endpoint(row["webhook_id"], row["url"], frozenset(row["events"]), row["secret"])
+                )
+        return {a: AccountTargets(tuple(endpoints[a]), secrets[a]) for a in secrets}
+
+    def _prune(self, now: float) -> None:
+        if len(self._entries) > _PRUNE_ABOVE:
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}

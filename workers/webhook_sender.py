@@ -1,0 +1,251 @@
+"""Delivers webhook events to customers: signed, logged attempt by attempt, retried with backoff.
+
+An AMQP message is acked only once every attempt it caused is written to webhook_attempts and
+every retry is confirmed on its retry queue; a crash in between redelivers the message, so a
+customer may see an event twice (same ``webhook-id``) but never loses one. Retries wait in
+``.webhook_retry(tier)`` queues whose TTL dead-letters them back into ``.webhooks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import aiohttp
+import asyncpg
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+
+from broker.config import Settings
+from broker.db import CONNECTION_ERRORS
+from broker.errors import DependencyUnavailable
+from broker.queues import AMQP_ERRORS, Amqp
+from broker.webhooks import attempts
+from broker.webhooks.attempts import AttemptRow
+from broker.webhooks.delivery import Delivery, Outcome, post
+from broker.webhooks.payloads import Parsed, PayloadError, Retry, parse_payload, retries_payload
+from broker.webhooks.policy import Verdict, judge, retry_tier
+from broker.webhooks.targets import AccountTargets, TargetCache
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_PREFETCH = 50
+DEFAULT_CONCURRENCY = 200
+#: Pause before handing back a message we could not finish, so an outage is not a hot loop.
+REQUEUE_PAUSE = 1.0
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    DependencyUnavailable,
+    asyncpg.PostgresError,
+    *CONNECTION_ERRORS,
+)
+
+
+def _host(url: str) -> str | None:
+    """Logged instead of the URL, whose path or query may carry a customer's token."""
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        amqp: Amqp,
+        *,
+        prefetch: int = DEFAULT_PREFETCH,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        cache_ttl: float = 2.0,
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._amqp = amqp
+        self._prefetch = prefetch
+        self._concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
+        self._targets = TargetCache(pool, ttl=cache_ttl)
+        self._session: aiohttp.ClientSession | None = None
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        await self._amqp.declare_topology(self._settings.webhook_retry_delays)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._concurrency, keepalive_timeout=30),
+            timeout=aiohttp.ClientTimeout(total=self._settings.webhook_timeout),
+        )
+        self._channel = await self._amqp.connection.channel()
+        await self._channel.set_qos(prefetch_count=self._prefetch)
+        self._queue = await self._channel.get_queue(self._amqp.names.webhooks, ensure=False)
+        self._consumer_tag = await self._queue.consume(self._on_message)
+        log.info("webhook sender started", queue=self._amqp.names.webhooks)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking messages, let those in flight finish for ``grace`` seconds, then close."""
+        grace = self._settings.webhook_timeout + 5 if grace is None else grace
+        if self._queue is not None and self._consumer_tag is not None:
+            try:
+                await self._queue.cancel(self._consumer_tag)
+            except AMQP_ERRORS as exc:
+                log.warning("webhook consumer cancel failed", error=str(exc))
+            self._consumer_tag = None
+        pending = set(self._inflight)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=grace)
+            for task in late:  # unacked: RabbitMQ redelivers them when the channel closes
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        if self._channel is not None:
+            try:
+                await self._channel.close()
+            except AMQP_ERRORS as exc:
+                log.warning("webhook channel close failed", error=str(exc))
+            self._channel = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        log.info("webhook sender stopped")
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            await self._handle(message)
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            parsed = parse_payload(message.body)
+        except PayloadError as exc:
+            log.warning(
+                "webhook payload dropped", reason=exc.message, delivery_tag=message.delivery_tag
+            )
+            await self._settle(message, ack=True)
+            return
+        if parsed.problems:
+            log.warning(
+                "webhook payload items dropped",
+                count=len(parsed.problems),
+                reasons=parsed.problems[:5],
+            )
+        try:
+            await self.process(parsed)
+        except _TRANSIENT as exc:
+            log.warning("webhook batch handed back for redelivery", error=str(exc))
+            await asyncio.sleep(REQUEUE_PAUSE)
+            await self._settle(message, ack=False)
+            return
+        await self._settle(message, ack=True)
+
+    async def _settle(self, message: AbstractIncomingMessage, *, ack: bool) -> None:
+        try:
+            if ack:
+                await message.ack()
+            else:
+                await message.nack(requeue=True)
+        except AMQP_ERRORS as exc:
+            # The channel is gone; RabbitMQ redelivers the message, which duplicates at worst.
+            log.warning("webhook message not settled", error=str(exc))
+
+    async def process(self, parsed: Parsed) -> None:
+        """Deliver, record every attempt, publish retries; raises if any of that is not durable."""
+        account_ids = [e.account_id for e in parsed.events]
+        account_ids += [r.event.account_id for r in parsed.retries]
+        if not account_ids:
+            return
+        targets = await self._targets.get(account_ids)
+        deliveries = self._fan_out(parsed, targets)
+        outcomes = await asyncio.gather(*(self._attempt(d) for d in deliveries))
+        rows: list[AttemptRow] = []
+        retries: dict[int, list[Retry]] = defaultdict(list)
+        for delivery, outcome in zip(deliveries, outcomes, strict=True):
+            verdict = judge(
+                outcome.status_code, delivery.attempt, self._settings.webhook_retry_delays
+            )
+            rows.append(AttemptRow(delivery, outcome, verdict.final))
+            self._log_attempt(delivery, outcome, verdict)
+            if verdict is Verdict.RETRY:
+                retries[retry_tier(delivery.attempt)].append(
+                    Retry(delivery.event, delivery.webhook_id, delivery.url, delivery.attempt + 1)
+                )
+        await attempts.record(self._pool, rows)
+        await asyncio.gather(*(self._publish_retries(t, rs) for t, rs in retries.items()))
+
+    def _fan_out(self, parsed: Parsed, targets: dict[UUID, AccountTargets]) -> list[Delivery]:
+        out: list[Delivery] = []
+        for event in parsed.events:
+            account = targets[event.account_id]
+            for endpoint in account.subscribed(event.type):
+                out.append(Delivery(event, endpoint.id, endpoint.url, endpoint.secret, 1))
+            if event.callback_url is not None:
+                if account.callback_secret is None:
+                    log.warning(
+                        "callback dropped: unknown account", account_id=str(event.account_id)
+                    )
+                    continue
+                out.append(Delivery(event, None, event.callback_url, account.callback_secret, 1))
+        for retry in parsed.retries:
+            delivery = self._retry_delivery(retry, targets[retry.event.account_id])
+            if delivery is not None:
+                out.append(delivery)
+        return out
+
+    def _retry_delivery(self, retry: Retry, account: AccountTargets) -> Delivery | None:
+        if retry.webhook_id is None:
+            secret = account.callback_secret
+            url = retry.url
+        else:
+            endpoint = account.endpoint(retry.webhook_id)
+            secret = None if endpoint is None else endpoint.secret
+            url = retry.url if endpoint is None else endpoint.url
+        if secret is None:
+            log.info(
+                "webhook retry dropped: endpoint or account deleted",
+                account_id=str(retry.event.account_id),
+                webhook_id=None if retry.webhook_id is None else str(retry.webhook_id),
+                event_id=retry.event.id,
+            )
+            return None
+        return Delivery(retry.event, retry.webhook_id, url, secret, retry.attempt)
+
+    async def _attempt(self, delivery: Delivery) -> Outcome:
+        if self._session is None:
+            raise DependencyUnavailable("webhook sender is not started", code="NOT_STARTED")
+        async with self._slots:
+            return await post(self._session, delivery)
+
+    async def _publish_retries(self, tier: int, retries: Sequence[Retry]) -> None:
+        await self._amqp.publish(self._amqp.names.webhook_retry(tier), retries_payload(retries))
+
+    def _log_attempt(self, delivery: Delivery, outcome: Outcome, verdict: Verdict) -> None:
+        bound = log.bind(
+            account_id=str(delivery.event.account_id),
+            event_id=delivery.event.id,
+            event_type=delivery.event.type,
+            webhook_id=None if delivery.webhook_id is None else str(delivery.webhook_id),
+            host=_host(delivery.url),
+            attempt=delivery.attempt,
+            status_code=outcome.status_code,
+            duration_ms=outcome.duration_ms,
+        )
+        message_id = delivery.event.message_id
+        if message_id is not None:
+            bound = bound.bind(message_id=message_id)
+        if verdict is Verdict.DELIVERED:
+            bound.debug("webhook delivered")
+        elif verdict is Verdict.GONE:
+            bound.info("webhook endpoint answered 410 Gone; no retry")
+        elif verdict is Verdict.RETRY:
+            bound.info("webhook attempt failed; retry scheduled", error=outcome.error)
+        else:
+            bound.warning("webhook delivery given up after last attempt", error=outcome.error)
