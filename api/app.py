@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from api import account, health, messages
 from api import webhooks as webhook_routes
@@ -19,7 +20,7 @@ from broker.queues import Amqp, QueueNames
 from broker.routing import RouteTable
 
 log = structlog.get_logger(__name__)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 
 _HTTP_CODES = {
     404: "NOT_FOUND",

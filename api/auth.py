@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from api.context import POOL, Caller
 from api.errors import ApiError
 from broker.db import unavailable_as_error
 from broker.keys import key_hash
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _AUTH_QUERY = """
 SELECT k.id, k.account_id, k.rate_limit, k.channels, k.expires_at, k.revoked_at,
@@ -86,9 +84,7 @@ async def authenticate(request: web.Request) -> Caller:
     )
 
 
-def auth_middleware(
-    limiter: RateLimiter,
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def auth_middleware(limiter: RateLimiter) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in PUBLIC_PATHS or not request.path.startswith("/v1/"):
