@@ -76,22 +76,36 @@ def _split_ucs2(text: str, limit: int) -> Segmentation:
     pos = 0
     while pos < len(text):
         # Cutting between code points never splits a surrogate pair. Then step back to a
-        # grapheme cluster boundary; a cluster longer than a part is cut where it fills the part.
+        # grapheme cluster boundary, unless the cluster is too long for any part: that one is
+        # cut where it fills the part.
         end = min(pos + limit, len(text))
         used = _utf16_units(text[pos:end])
         while used > limit:
             end -= 1
             used -= 2 if ord(text[end]) > 0xFFFF else 1
-        cut = end
-        while cut > pos and not is_boundary(text, cut):
-            cut -= 1
-        if cut > pos:
+        cut = _cluster_start(text, end, pos)
+        if cut > pos and _fits(text, cut, limit):
             used -= _utf16_units(text[cut:end])
             end = cut
         parts.append(text[pos:end])
         units.append(used)
         pos = end
     return Segmentation(Encoding.UCS2, tuple(parts), tuple(units))
+
+
+def _cluster_start(text: str, index: int, floor: int) -> int:
+    """The last cluster boundary at or before `index`, not below `floor`."""
+    while index > floor and not is_boundary(text, index):
+        index -= 1
+    return index
+
+
+def _fits(text: str, start: int, limit: int) -> bool:
+    """Whether the cluster starting at `start` fits in a part of `limit` units."""
+    end = start + 1
+    while end < len(text) and end - start <= limit and not is_boundary(text, end):
+        end += 1
+    return _utf16_units(text[start:end]) <= limit
 
 
 def _utf16_units(text: str) -> int:
