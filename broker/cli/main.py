@@ -18,6 +18,7 @@ from broker.logs import configure_logging
 COMMAND_MODULES: tuple[str, ...] = (
     "broker.cli.admin",
     "broker.cli.segment",
+    "broker.cli.smsc_sim",
 )
 
 
