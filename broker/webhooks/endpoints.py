@@ -1,0 +1,65 @@
+"""Validation of a customer's webhook endpoint (what POST /v1/webhooks accepts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from yarl import URL
+
+from broker.errors import InputError
+from broker.webhooks.events import EVENT_TYPES
+
+MAX_URL_LENGTH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSpec:
+    url: str
+    events: tuple[str, ...]
+
+
+def _bad_url(message: str) -> InputError:
+    return InputError(message, code="INVALID_URL", field="url")
+
+
+def parse_url(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _bad_url("url is required and must be a string")
+    url_text = value.strip()
+    if len(url_text) > MAX_URL_LENGTH:
+        raise _bad_url(f"url must be at most {MAX_URL_LENGTH} characters")
+    if not url_text.isprintable() or " " in url_text:
+        raise _bad_url("url must not contain spaces or control characters")
+    try:
+        url = URL(url_text)
+    except (ValueError, TypeError) as exc:
+        raise _bad_url("url is not a valid URL") from exc
+    if url.scheme not in ("http", "https") or not url_text.lower().startswith(url.scheme + "://"):
+        raise _bad_url("url must start with http:// or https://")
+    if not url.host:
+        raise _bad_url("url must name a host")
+    if url.fragment:
+        raise _bad_url("url must not contain a #fragment")
+    return url_text
+
+
+def parse_events(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return EVENT_TYPES
+    if not isinstance(value, list) or not value:
+        raise InputError("events must be a non-empty list", code="INVALID_EVENTS", field="events")
+    unknown = [v for v in value if v not in EVENT_TYPES]
+    if unknown:
+        raise InputError(
+            f"unknown event type {unknown[0]!r}; known: {', '.join(EVENT_TYPES)}",
+            code="INVALID_EVENTS",
+            field="events",
+        )
+    return tuple(t for t in EVENT_TYPES if t in value)
+
+
+def parse_endpoint(doc: Any) -> EndpointSpec:
+    if not isinstance(doc, dict):
+        raise InputError("the request body must be a JSON object", code="INVALID_JSON")
+    return EndpointSpec(url=parse_url(doc.get("url")), events=parse_events(doc.get("events")))
