@@ -88,9 +88,10 @@ async def test_receipt_variants_for_parser_coverage() -> None:
         await sim.stop()
 
 
-@pytest.mark.parametrize(("fmt", "pattern"), [
-    ("dec", r"\d+"), ("uuid", r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"),
-])  # fmt: skip
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+
+
+@pytest.mark.parametrize(("fmt", "pattern"), [("dec", r"\d+"), ("uuid", UUID)])
 async def test_message_id_formats(fmt: str, pattern: str) -> None:
     sim = await started(message_id_format=fmt)
     esme = await RawEsme.connect(sim.port)

@@ -6,6 +6,7 @@ The ``RawEsme`` here is reused by the other smsc_sim test modules.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 
@@ -77,8 +78,10 @@ class RawEsme:
         }  # fmt: skip
         return await self.request(Pdu(BIND[mode], 0, 0, body))
 
-    async def submit(self, destination: str = "4915112345678", text: bytes = b"hello world",
-                     *, registered_delivery: int = 1, **extra: int | str | bytes) -> Pdu:  # fmt: skip
+    async def submit(
+        self, destination: str = "4915112345678", text: bytes = b"hello world",
+        *, registered_delivery: int = 1, **extra: int | str | bytes,
+    ) -> Pdu:  # fmt: skip
         body: dict[str, int | str | bytes] = {
             "source_addr": "Acme", "source_addr_ton": 5, "dest_addr_ton": 1, "dest_addr_npi": 1,
             "destination_addr": destination, "registered_delivery": registered_delivery,
@@ -109,10 +112,8 @@ class RawEsme:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
             await self.writer.wait_closed()
-        except (ConnectionResetError, BrokenPipeError):
-            pass
 
 
 async def wait_until(predicate: object, what: str) -> None:
