@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from broker.cli.main import main
+from broker.cli.main import build_parser, main
 from broker.smpp.constants import Status
 from broker.smsc_sim import SmscSimulator
 from broker.smsc_sim.control import ControlServer
@@ -129,7 +129,9 @@ def test_bad_options_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str])
     ["--system-id", "much-too-long-system-id", "--password", "pw"],
 ])  # fmt: skip
 def test_inconsistent_options_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["smsc-sim", *argv]) == 2
+    # Parsed and run without main(), which would point log output at the captured stderr.
+    args = build_parser().parse_args(["smsc-sim", *argv])
+    assert args.func(args) == 2
     assert "error:" in capsys.readouterr().err
 
 
