@@ -84,7 +84,7 @@ def _split_ucs2(text: str, limit: int) -> Segmentation:
             end -= 1
             used -= 2 if ord(text[end]) > 0xFFFF else 1
         cut = _cluster_start(text, end, pos)
-        if cut > pos and _fits(text, cut, limit):
+        if pos < cut < end and _fits(text, cut, limit):
             used -= _utf16_units(text[cut:end])
             end = cut
         parts.append(text[pos:end])
