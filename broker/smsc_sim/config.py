@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from broker.errors import InputError
@@ -11,6 +12,7 @@ from broker.smsc_sim.outcomes import outcome_named, validate_weights
 MESSAGE_ID_FORMATS = ("hex", "dec", "uuid")
 MAX_SYSTEM_ID = 15  # C-octet string of 16 octets in SMPP 3.4
 MAX_PASSWORD = 8  # C-octet string of 9 octets
+_RANGE_DASH = re.compile(r"(?<![eE])-")
 
 
 @dataclass
@@ -144,10 +146,10 @@ def _check_delay(delay: tuple[float, float]) -> None:
 
 def parse_delay(text: str) -> tuple[float, float]:
     """``"0.1"`` → (0.1, 0.1); ``"0.1-0.5"`` → (0.1, 0.5)."""
-    low_text, sep, high_text = text.strip().partition("-")
+    pieces = _RANGE_DASH.split(text.strip(), maxsplit=1)  # a '-' that is not an exponent sign
     try:
-        low = float(low_text)
-        high = float(high_text) if sep else low
+        low = float(pieces[0])
+        high = float(pieces[1]) if len(pieces) > 1 else low
     except ValueError:
         raise InputError(
             f"receipt delay {text!r} is not SECONDS or MIN-MAX",
