@@ -1,0 +1,94 @@
+"""The events worker: receipts and inbound messages from carriers, into PostgreSQL and webhooks.
+
+Input: the events queue, filled by the submit worker's binds before they answer deliver_sm.
+Per batch, one transaction applies every receipt and stores every inbound message; then the
+resulting webhook events are published and the batch acked. A periodic sweep matches receipts
+that arrived before their part was recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+
+from broker.inbound import Inbound, store_inbound
+from broker.notify import publish_events, status_events
+from broker.queues import Amqp, loads
+from broker.receipts import ReceiptUpdate, apply_receipts, match_pending
+from workers.batching import RETRYABLE, BatchConsumer
+
+log = structlog.get_logger(__name__)
+
+
+def read_events(
+    deliveries: list[AbstractIncomingMessage],
+) -> tuple[list[ReceiptUpdate], list[Inbound]]:
+    receipts: list[ReceiptUpdate] = []
+    inbound: list[Inbound] = []
+    for delivery in deliveries:
+        try:
+            events = loads(delivery.body)["events"]
+        except (KeyError, ValueError, TypeError) as exc:
+            log.error("malformed events payload dropped", error=str(exc))
+            continue
+        for event in events:
+            try:
+                if event["kind"] == "receipt":
+                    receipts.append(
+                        ReceiptUpdate(
+                            event["connector"], event["carrier_id"], event["state"], event["error"]
+                        )
+                    )
+                elif event["kind"] == "mo":
+                    inbound.append(Inbound.from_event(event))
+            except (KeyError, ValueError, TypeError, IndexError) as exc:
+                log.error("malformed event dropped", error=str(exc))
+    return receipts, inbound
+
+
+class EventsWorker:
+    def __init__(self, pool: asyncpg.Pool, amqp: Amqp, *, sweep_every: float = 1.0) -> None:
+        self.pool = pool
+        self.amqp = amqp
+        self.consumer = BatchConsumer("events", self.handle, max_size=200, max_wait=0.005)
+        self._sweep_every = sweep_every
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.amqp.consume(self.amqp.names.events, self.consumer.on_message, prefetch=400)
+        self._sweeper = asyncio.create_task(self._sweep_loop())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await self.consumer.drain()
+
+    async def handle(self, deliveries: list[AbstractIncomingMessage]) -> None:
+        receipts, inbound = read_events(deliveries)
+        webhook_events: list[dict[str, Any]] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            settled = await apply_receipts(conn, receipts)
+            for mo in inbound:
+                event = await store_inbound(conn, mo)
+                if event is not None:
+                    webhook_events.append(event)
+        webhook_events.extend(status_events(settled))
+        await publish_events(self.amqp, webhook_events)
+
+    async def sweep(self) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            settled = await match_pending(conn)
+        await publish_events(self.amqp, status_events(settled))
+        return len(settled)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_every)
+            try:
+                await self.sweep()
+            except RETRYABLE as exc:
+                log.warning("pending receipt sweep failed", error=str(exc))

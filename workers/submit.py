@@ -1,0 +1,266 @@
+"""The submit worker: queued messages out over the connectors' SMPP binds.
+
+Per AMQP message (up to a hundred ids for one connector): claim the messages in one statement
+(queued → sending; a redelivery may also take back what a crashed worker left in sending),
+submit every part through the connector's window, then record parts, statuses, history and
+refunds in one transaction. A part the carrier refused for good fails its message and refunds
+it; a part that met a full queue, throttling or a lost bind goes back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+
+from broker.credits import refund_failed
+from broker.notify import STATUS_RETURNING, publish_events, status_events
+from broker.queues import AMQP_ERRORS, Amqp, loads
+from broker.smpp.connector import Connector, ConnectorConfig, SubmitOutcome, SubmitUnavailable
+from broker.smpp.constants import Status
+from broker.smpp.receipt import IdFormat, canonical_message_id
+from broker.submit_plan import LongMode, plan_parts
+from workers.batching import RETRYABLE
+from workers.forwarder import DeliverForwarder
+
+log = structlog.get_logger(__name__)
+
+#: Refusals worth another try later rather than a failed message.
+TEMPORARY_STATUSES = frozenset({Status.ESME_RTHROTTLED, Status.ESME_RMSGQFUL})
+RETRY_PAUSE = 2.0
+
+_CLAIM = """
+WITH claimed AS (
+    UPDATE messages SET status = 'sending', updated_at = now()
+     WHERE id = ANY($1::uuid[]) AND (status = 'queued' OR ($2 AND status = 'sending'))
+    RETURNING id, to_number, sender, body,
+              ARRAY(SELECT seq FROM message_parts p WHERE p.message_id = messages.id) AS done
+), history AS (
+    INSERT INTO message_events (message_id, status) SELECT id, 'sending' FROM claimed
+)
+SELECT * FROM claimed
+"""
+
+_INSERT_PARTS = """
+INSERT INTO message_parts (message_id, seq, connector, carrier_id, status, command_status,
+                           error_code)
+SELECT u.m, u.s, $1, u.c, u.st, u.cs, u.e
+  FROM unnest($2::uuid[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[])
+       AS u(m, s, c, st, cs, e)
+ON CONFLICT (message_id, seq) DO NOTHING
+"""
+
+_MARK_SENT = """
+WITH done AS (
+    UPDATE messages SET status = 'sent', sent_at = now(), updated_at = now()
+     WHERE id = ANY($1::uuid[]) AND status = 'sending'
+    RETURNING id
+)
+INSERT INTO message_events (message_id, status) SELECT id, 'sent' FROM done
+"""
+
+_MARK_FAILED = f"""
+UPDATE messages m SET status = 'failed', error_code = u.code, error_text = u.text,
+       updated_at = now(), done_at = now()
+  FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(id, code, text)
+ WHERE m.id = u.id AND m.status = 'sending'
+RETURNING {", ".join("m." + c.strip() for c in STATUS_RETURNING.split(","))}
+"""
+
+_FAILED_HISTORY = """
+INSERT INTO message_events (message_id, status, detail)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])
+"""
+
+
+@dataclass
+class Outcomes:
+    """What happened to the parts of one AMQP message's messages."""
+
+    parts: list[tuple[UUID, int, str | None, str, int | None, str | None]] = field(
+        default_factory=list
+    )
+    sent: list[UUID] = field(default_factory=list)
+    failed: dict[UUID, tuple[str, str]] = field(default_factory=dict)
+    retry: list[UUID] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ConnectorRuntime:
+    connector: Connector
+    id_format: IdFormat
+    mode: LongMode
+
+
+def connector_config(row: asyncpg.Record) -> ConnectorConfig:
+    return ConnectorConfig(
+        name=row["name"],
+        host=row["host"],
+        port=row["port"],
+        system_id=row["system_id"],
+        password=row["password"],
+        system_type=row["system_type"],
+        binds=row["binds"],
+        window=row["window_size"],
+        tps=float(row["tps"]) if row["tps"] is not None else None,
+        bind_mode=row["bind_mode"],
+    )
+
+
+class SubmitWorker:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        amqp: Amqp,
+        forwarder: DeliverForwarder,
+        *,
+        refresh_every: float = 5.0,
+    ) -> None:
+        self.pool = pool
+        self.amqp = amqp
+        self.forwarder = forwarder
+        self.runtimes: dict[str, ConnectorRuntime] = {}
+        self._refresh_every = refresh_every
+        self._refresher: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        await self.refresh_connectors()
+        self._refresher = asyncio.create_task(self._refresh_loop())
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+        for runtime in self.runtimes.values():
+            await runtime.connector.close()
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_every)
+            try:
+                await self.refresh_connectors()
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("connector refresh failed", error=str(exc))
+
+    async def refresh_connectors(self) -> None:
+        """Bind connectors added since the last look and consume their submit queues."""
+        rows = await self.pool.fetch("SELECT * FROM connectors ORDER BY name")
+        for row in rows:
+            if row["name"] in self.runtimes:
+                continue
+            connector = Connector(connector_config(row), self.forwarder.on_deliver)
+            self.forwarder.id_formats[row["name"]] = row["dlr_id_format"]
+            self.runtimes[row["name"]] = ConnectorRuntime(
+                connector, row["dlr_id_format"], LongMode(row["long_mode"], row["gsm7_packed"])
+            )
+            await connector.start()
+            prefetch = max(2, row["binds"] * row["window_size"] // 20)
+            await self.amqp.consume(
+                self.amqp.names.submit(row["name"]),
+                self._handler(row["name"]),
+                prefetch=prefetch,
+            )
+            log.info("connector started", connector=row["name"])
+
+    def _handler(self, name: str) -> Any:
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            try:
+                await self.handle(name, message)
+            except RETRYABLE as exc:
+                log.warning("submit batch requeued", connector=name, error=str(exc))
+                await asyncio.sleep(RETRY_PAUSE)
+                with contextlib.suppress(*AMQP_ERRORS):
+                    await message.nack(requeue=True)
+
+        return on_message
+
+    async def handle(self, name: str, message: AbstractIncomingMessage) -> None:
+        runtime = self.runtimes[name]
+        try:
+            payload = loads(message.body)
+            ids = [UUID(i) for i in payload["ids"]]
+        except (KeyError, ValueError, TypeError) as exc:
+            log.error("malformed submit payload dropped", connector=name, error=str(exc))
+            await message.ack()
+            return
+        take_back = bool(message.redelivered or payload.get("retry"))
+        async with self.pool.acquire() as conn:
+            claimed = await conn.fetch(_CLAIM, ids, take_back)
+        outcomes = Outcomes()
+        await asyncio.gather(*(self._submit_message(runtime, row, outcomes) for row in claimed))
+        failed_rows = await self._record(name, outcomes)
+        if outcomes.retry:
+            await asyncio.sleep(RETRY_PAUSE)
+            await self.amqp.publish(
+                self.amqp.names.submit(name),
+                {"ids": [str(i) for i in outcomes.retry], "retry": True},
+            )
+        await publish_events(self.amqp, status_events(failed_rows))
+        await message.ack()
+
+    async def _submit_message(
+        self, runtime: ConnectorRuntime, row: asyncpg.Record, out: Outcomes
+    ) -> None:
+        mid: UUID = row["id"]
+        parts = plan_parts(mid, row["to_number"], row["sender"], row["body"], runtime.mode)
+        done = set(row["done"])
+        todo = [(seq, p) for seq, p in enumerate(parts, start=1) if seq not in done]
+        results = await asyncio.gather(
+            *(runtime.connector.submit(p) for _, p in todo), return_exceptions=True
+        )
+        refusal: tuple[str, str] | None = None
+        temporary = False
+        for (seq, _), result in zip(todo, results, strict=True):
+            if isinstance(result, SubmitUnavailable):
+                temporary = True
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                refusal = self._part(runtime, mid, seq, result, out) or refusal
+                temporary = temporary or result.command_status in TEMPORARY_STATUSES
+        if refusal is not None:
+            out.failed[mid] = refusal
+        elif temporary:
+            out.retry.append(mid)
+        else:
+            out.sent.append(mid)
+
+    def _part(
+        self, runtime: ConnectorRuntime, mid: UUID, seq: int, result: SubmitOutcome, out: Outcomes
+    ) -> tuple[str, str] | None:
+        status = result.command_status
+        if status == 0 and result.message_id:
+            carrier_id = canonical_message_id(
+                result.message_id, fmt=runtime.id_format, from_receipt=False
+            )
+            out.parts.append((mid, seq, carrier_id, "sent", 0, None))
+            return None
+        if status in TEMPORARY_STATUSES:
+            return None
+        code = f"0x{status:08X}"
+        out.parts.append((mid, seq, None, "failed", status, code))
+        return "SUBMIT_REJECTED", f"the carrier refused part {seq}: command_status {code}"
+
+    async def _record(self, name: str, out: Outcomes) -> list[asyncpg.Record]:
+        if not (out.parts or out.sent or out.failed):
+            return []
+        async with self.pool.acquire() as conn, conn.transaction():
+            if out.parts:
+                await conn.execute(_INSERT_PARTS, name, *map(list, zip(*out.parts, strict=True)))
+            if out.sent:
+                await conn.execute(_MARK_SENT, out.sent)
+            if not out.failed:
+                return []
+            ids = list(out.failed)
+            codes = [out.failed[i][0] for i in ids]
+            texts = [out.failed[i][1] for i in ids]
+            rows = await conn.fetch(_MARK_FAILED, ids, codes, texts)
+            await conn.execute(_FAILED_HISTORY, ids, ["failed"] * len(ids), texts)
+            await refund_failed(conn, ids)
+            return list(rows)
