@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from broker.errors import InputError
 from broker.smpp.constants import MessageState, Tag
+from broker.smpp.receipt import canonical_message_id, parse_receipt
 from broker.smsc_sim import OUTCOMES, Faults, SimConfig, SubmitRecord
 from broker.smsc_sim.config import parse_account, parse_delay, parse_rule, parse_status
 from broker.smsc_sim.faults import parse_faults
@@ -316,3 +318,27 @@ def test_parse_faults_accepts_or_refuses_cleanly(values: dict[str, object]) -> N
     assert faults.submit_delay >= 0
     for status in (faults.reject_binds, faults.submit_error):
         assert status is None or 0 < status <= 0xFFFFFFFF
+
+
+# --- the gateway's own receipt parser reads every receipt the simulator writes ---------------
+
+
+@given(st.sampled_from(sorted(OUTCOMES)), st.integers(1, 2**60), st.binary(max_size=140),
+       st.booleans(), st.booleans(), st.booleans(), st.integers(0, 2**32))  # fmt: skip
+def test_gateway_parser_reads_simulated_receipts(
+    stat: str, number: int, data: bytes, with_tlvs: bool, seconds: bool, decimal: bool,
+    done_at: int,
+) -> None:  # fmt: skip
+    submit_id = f"{number:x}"
+    pdu = build_receipt(record(data), OUTCOMES[stat], receipt_id(submit_id, decimal=decimal),
+                        done_at=float(done_at), with_tlvs=with_tlvs, seconds=seconds)  # fmt: skip
+    parsed = parse_receipt(pdu)
+    assert parsed is not None
+    assert parsed.state == stat
+    assert parsed.error == OUTCOMES[stat].err
+    fmt = "hex" if decimal else "as-is"
+    assert canonical_message_id(parsed.message_id, fmt=fmt, from_receipt=True) == (
+        canonical_message_id(submit_id, fmt=fmt, from_receipt=False)
+    )
+    done = datetime.fromtimestamp(done_at, UTC).replace(microsecond=0)
+    assert parsed.done_date == (done if seconds else done.replace(second=0))
