@@ -47,7 +47,9 @@ def plan_parts(
     src, ton, npi = source_address(sender)
     dest = to.lstrip("+")
 
-    def part(short_message: bytes, dcs: int, esm: int = 0, tlvs: dict[int, bytes] | None = None):
+    def part(
+        short_message: bytes, dcs: int, esm: int = 0, tlvs: dict[int, bytes] | None = None
+    ) -> SubmitPart:
         return SubmitPart(
             source_addr=src,
             destination_addr=dest,

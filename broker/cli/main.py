@@ -17,6 +17,7 @@ from broker.logs import configure_logging
 
 COMMAND_MODULES: tuple[str, ...] = (
     "broker.cli.admin",
+    "broker.cli.serve",
     "broker.cli.segment",
     "broker.cli.smsc_sim",
 )

@@ -1,0 +1,103 @@
+"""`smsbroker dev`: the whole gateway in one process, wired to the simulated carrier."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from broker import accounts
+from broker.cli.serve import start_api
+from broker.config import Settings
+from broker.db import CONNECTION_ERRORS
+from broker.errors import DependencyUnavailable
+from broker.migrate import migrate
+from broker.smsc_sim import SimConfig, SmscSimulator
+from workers.runner import WorkerSet
+
+SIM_CONNECTOR = "sim"
+SIM_SYSTEM_ID, SIM_PASSWORD = "smsbroker", "secret"
+DEMO_NAME = "Demo"
+
+
+async def ensure_database(dsn: str) -> None:
+    """Create the configured database if it does not exist yet (a newcomer's first run)."""
+    parts = urlsplit(dsn)
+    name = parts.path.lstrip("/")
+    admin_dsn = urlunsplit(parts._replace(path="/postgres"))
+    try:
+        conn = await asyncpg.connect(admin_dsn, timeout=10)
+    except CONNECTION_ERRORS as exc:
+        raise DependencyUnavailable(f"PostgreSQL unreachable at {parts.netloc}: {exc}") from exc
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def provision(dsn: str, smsc_port: int, credits: Decimal) -> tuple[str, str]:
+    """Connector and default route to the simulator, a demo account and a fresh key."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO connectors (name, host, port, system_id, password, binds, window_size)"
+                " VALUES ($1, '127.0.0.1', $2, $3, $4, 2, 100)"
+                " ON CONFLICT (name) DO UPDATE SET port = EXCLUDED.port",
+                SIM_CONNECTOR,
+                smsc_port,
+                SIM_SYSTEM_ID,
+                SIM_PASSWORD,
+            )
+            await conn.execute(
+                "INSERT INTO routes (prefix, connector, price) VALUES ('', $1, 1)"
+                " ON CONFLICT (prefix) DO NOTHING",
+                SIM_CONNECTOR,
+            )
+        account_id = await conn.fetchval(
+            "SELECT id FROM accounts WHERE name = $1 ORDER BY created_at LIMIT 1", DEMO_NAME
+        )
+        if account_id is None:
+            account_id = await accounts.create_account(conn, DEMO_NAME, credits, "US")
+        key = await accounts.create_key(conn, account_id, name="dev", rate_limit=100_000)
+        return str(account_id), key.secret
+    finally:
+        await conn.close()
+
+
+async def start_dev(
+    settings: Settings, port: int, smsc_port: int, credits: str
+) -> Callable[[], Awaitable[None]]:
+    opening = accounts.parse_amount(credits, field="credits", allow_negative=False)
+    await ensure_database(settings.database_url)
+    await migrate(settings.database_url)
+    sim = SmscSimulator(SimConfig(port=smsc_port, accounts={SIM_SYSTEM_ID: SIM_PASSWORD}))
+    await sim.start()
+    account_id, key = await provision(settings.database_url, sim.port, opening)
+    workers = WorkerSet(settings)
+    await workers.start()
+    runner = await start_api(settings, settings.api_host, port)
+    base = f"http://{settings.api_host}:{port}"
+    print(
+        f"\nsmsbroker dev is running\n"
+        f"  API            {base}\n"
+        f"  carrier (sim)  127.0.0.1:{sim.port}  system_id={SIM_SYSTEM_ID}\n"
+        f"  demo account   {account_id}\n"
+        f"  API key        {key}\n\n"
+        f"Try:\n"
+        f"  curl -s {base}/v1/messages -H 'Authorization: Bearer {key}' \\\n"
+        f"       -H 'Content-Type: application/json' \\\n"
+        f'       -d \'{{"to": "+14155552671", "body": "Hello from smsbroker"}}\'\n'
+        f"  curl -s {base}/v1/balance -H 'Authorization: Bearer {key}'\n",
+        flush=True,
+    )
+
+    async def stop() -> None:
+        await runner.cleanup()
+        await workers.stop()
+        await sim.stop()
+
+    return stop

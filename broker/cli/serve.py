@@ -1,0 +1,122 @@
+"""Long-running commands: api, worker, dev. Each runs until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from broker.config import Settings
+from broker.errors import BrokerError
+
+log = structlog.get_logger(__name__)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("api", help="serve the customer HTTP API")
+    p.add_argument("--host", default=None, help="default: API_HOST or 127.0.0.1")
+    p.add_argument("--port", type=int, default=None, help="default: API_PORT or 8080")
+    p.set_defaults(func=cmd_api)
+
+    from workers.runner import ROLES
+
+    p = sub.add_parser("worker", help="run worker roles (all by default)")
+    p.add_argument(
+        "--role",
+        action="append",
+        choices=ROLES,
+        help="run only this role; repeat for several (default: all)",
+    )
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser(
+        "dev",
+        help="everything in one process on local services, with the simulated carrier",
+        description=(
+            "Migrate, start the simulated carrier, the API and every worker in one process, "
+            "with a demo account, API key and default route created and printed."
+        ),
+    )
+    p.add_argument("--port", type=int, default=8080, help="API port (default 8080)")
+    p.add_argument("--smsc-port", type=int, default=2775, help="simulated carrier port")
+    p.add_argument("--credits", default="1000", help="the demo account's opening credits")
+    p.set_defaults(func=cmd_dev)
+
+
+def run_until_signal(start: Callable[[], Awaitable[Callable[[], Awaitable[None]]]]) -> int:
+    """Run ``start`` (which returns its own stop) until SIGINT/SIGTERM."""
+
+    async def main() -> None:
+        stop_event = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop_event.set)
+        stop = await start()
+        try:
+            await stop_event.wait()
+        finally:
+            log.info("stopping")
+            await stop()
+
+    try:
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            uvloop.install()
+        asyncio.run(main())
+    except BrokerError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 3
+    return 0
+
+
+async def start_api(settings: Settings, host: str, port: int) -> web.AppRunner:
+    from api.app import create_app
+
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, backlog=1024).start()
+    log.info("api listening", host=host, port=port)
+    return runner
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    host = args.host or settings.api_host
+    port = settings.api_port if args.port is None else args.port
+
+    async def start() -> Callable[[], Awaitable[None]]:
+        runner = await start_api(settings, host, port)
+        return runner.cleanup
+
+    return run_until_signal(start)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from workers.runner import ROLES, WorkerSet
+
+    settings = Settings.from_env()
+    workers = WorkerSet(settings, tuple(args.role or ROLES))
+
+    async def start() -> Callable[[], Awaitable[None]]:
+        await workers.start()
+        return workers.stop
+
+    return run_until_signal(start)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from broker.cli.dev import start_dev
+
+    settings = Settings.from_env()
+
+    async def start() -> Callable[[], Awaitable[None]]:
+        return await start_dev(settings, args.port, args.smsc_port, args.credits)
+
+    return run_until_signal(start)

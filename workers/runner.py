@@ -1,0 +1,70 @@
+"""Run any set of worker roles in one process, sharing one pool and one AMQP connection.
+
+Roles scale independently: run ``smsbroker worker --role submit`` on as many machines as the
+carriers' binds allow, ``--role charge`` where PostgreSQL is close, and so on.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import asyncpg
+import structlog
+
+from broker.config import Settings
+from broker.db import create_pool
+from broker.queues import Amqp, QueueNames
+from workers.charge import ChargeWorker
+from workers.events import EventsWorker
+from workers.forwarder import DeliverForwarder
+from workers.submit import SubmitWorker
+from workers.webhook_sender import WebhookSender
+
+log = structlog.get_logger(__name__)
+
+ROLES = ("charge", "submit", "events", "webhooks")
+
+
+class Role(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class WorkerSet:
+    def __init__(self, settings: Settings, roles: tuple[str, ...] = ROLES) -> None:
+        unknown = set(roles) - set(ROLES)
+        if unknown or not roles:
+            raise ValueError(f"unknown roles {sorted(unknown)}; choose from {', '.join(ROLES)}")
+        self.settings = settings
+        self.roles = roles
+        self.pool: asyncpg.Pool | None = None
+        self.amqp = Amqp(settings.amqp_url, QueueNames(settings.queue_prefix))
+        self.running: dict[str, Role] = {}
+
+    async def start(self) -> None:
+        self.pool = await create_pool(self.settings.database_url, size=self.settings.db_pool_size)
+        await self.amqp.connect()
+        await self.amqp.declare_topology(self.settings.webhook_retry_delays)
+        for role in self.roles:
+            worker = self._make(role, self.pool)
+            await worker.start()
+            self.running[role] = worker
+            log.info("worker role started", role=role)
+
+    def _make(self, role: str, pool: asyncpg.Pool) -> Role:
+        if role == "charge":
+            return ChargeWorker(pool, self.amqp)
+        if role == "submit":
+            return SubmitWorker(pool, self.amqp, DeliverForwarder(self.amqp))
+        if role == "events":
+            return EventsWorker(pool, self.amqp)
+        return WebhookSender(self.settings, pool, self.amqp)
+
+    async def stop(self) -> None:
+        for role, worker in reversed(list(self.running.items())):
+            await worker.stop()
+            log.info("worker role stopped", role=role)
+        self.running.clear()
+        await self.amqp.close()
+        if self.pool is not None:
+            await self.pool.close()
