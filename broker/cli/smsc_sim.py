@@ -40,7 +40,6 @@ def _checked(parse: Callable[[str], T]) -> Callable[[str], T]:
         except InputError as exc:
             raise argparse.ArgumentTypeError(exc.message) from None
 
-    convert.__name__ = parse.__name__.removeprefix("parse_")
     return convert
 
 
@@ -85,22 +84,60 @@ def register(subparsers: Any) -> None:
     add("--port", type=_checked(_port), default=2775, help="SMPP port, 0 for any (default 2775)")
     add("--system-id", help="system_id of the single account (with --password)")
     add("--password", help="password of the --system-id account")
-    add("--account", type=_checked(_accounts), action="append", default=[], metavar="ID:PW[,..]",
-        help="an account as SYSTEM_ID:PASSWORD; repeat or comma-separate for several")
-    add("--receipt-delay", type=_checked(parse_delay), default=(0.05, 0.2), metavar="S[-S]",
-        help="seconds from submit to receipt, fixed or MIN-MAX (default 0.05-0.2)")
-    add("--outcomes", type=_checked(parse_outcomes), default={"DELIVRD": 1.0}, metavar="MIX",
-        help="receipt outcome weights, e.g. DELIVRD=0.9,UNDELIV=0.1 (default DELIVRD)")
-    add("--outcome-rule", type=_checked(_outcome_rule), action="append", default=[],
-        metavar="SUFFIX=STAT", help="destinations ending in SUFFIX always get STAT")
-    add("--submit-status-rule", type=_checked(_status_rule), action="append", default=[],
-        metavar="SUFFIX=STATUS", help="submit_sm_resp status for destinations ending in SUFFIX")
-    add("--message-id-format", choices=MESSAGE_ID_FORMATS, default="hex",
-        help="message ids in submit_sm_resp (default hex)")
-    add("--receipt-id-decimal", action="store_true",
-        help="render the (hex) message id as decimal in receipts")
-    add("--no-receipt-tlvs", action="store_true",
-        help="leave receipted_message_id / message_state out of receipts (text only)")
+    add(
+        "--account",
+        type=_checked(_accounts),
+        action="append",
+        default=[],
+        metavar="ID:PW[,..]",
+        help="an account as SYSTEM_ID:PASSWORD; repeat or comma-separate for several",
+    )
+    add(
+        "--receipt-delay",
+        type=_checked(parse_delay),
+        default=(0.05, 0.2),
+        metavar="S[-S]",
+        help="seconds from submit to receipt, fixed or MIN-MAX (default 0.05-0.2)",
+    )
+    add(
+        "--outcomes",
+        type=_checked(parse_outcomes),
+        default={"DELIVRD": 1.0},
+        metavar="MIX",
+        help="receipt outcome weights, e.g. DELIVRD=0.9,UNDELIV=0.1 (default DELIVRD)",
+    )
+    add(
+        "--outcome-rule",
+        type=_checked(_outcome_rule),
+        action="append",
+        default=[],
+        metavar="SUFFIX=STAT",
+        help="destinations ending in SUFFIX always get STAT",
+    )
+    add(
+        "--submit-status-rule",
+        type=_checked(_status_rule),
+        action="append",
+        default=[],
+        metavar="SUFFIX=STATUS",
+        help="submit_sm_resp status for destinations ending in SUFFIX",
+    )
+    add(
+        "--message-id-format",
+        choices=MESSAGE_ID_FORMATS,
+        default="hex",
+        help="message ids in submit_sm_resp (default hex)",
+    )
+    add(
+        "--receipt-id-decimal",
+        action="store_true",
+        help="render the (hex) message id as decimal in receipts",
+    )
+    add(
+        "--no-receipt-tlvs",
+        action="store_true",
+        help="leave receipted_message_id / message_state out of receipts (text only)",
+    )
     add("--receipt-seconds", action="store_true", help="receipt dates as YYMMDDhhmmss")
     add("--seed", type=int, help="seed for outcome draws and delays (reproducible runs)")
     add("--control-port", type=_checked(_port), help="serve the HTTP control API on this port")

@@ -23,7 +23,9 @@ class SimConfig:
     every destination ending in 0000 is undeliverable); submit status rules map a destination
     suffix to the command_status of its submit_sm_resp (``{"13": 0x0B}``). The longest matching
     suffix wins. ``receipt_id_decimal`` renders a hex message id as decimal in receipts, as some
-    carriers do. Receipt dates are UTC.
+    carriers do. Receipt dates are UTC. The retry settings (``receipt_max_attempts``,
+    ``receipt_retry_delay``, ``response_timeout``) and ``deliver_window`` govern every
+    deliver_sm, receipts and MO alike.
     """
 
     host: str = "127.0.0.1"

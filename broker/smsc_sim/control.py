@@ -25,8 +25,8 @@ SIMULATOR: web.AppKey[SmscSimulator] = web.AppKey("simulator", SmscSimulator)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(exc: InputError, status: int = 400) -> web.Response:
-    error = {"code": exc.code, "message": exc.message, "field": exc.field}
+def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    error = {"code": code, "message": message, "field": field}
     return web.json_response({"error": error}, status=status)
 
 
@@ -35,11 +35,11 @@ async def input_errors(request: web.Request, handler: Handler) -> web.StreamResp
     try:
         return await handler(request)
     except InputError as exc:
-        return error_response(exc)
+        return error_response(400, exc.code, exc.message, exc.field)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(InputError(exc.reason, code=f"HTTP_{exc.status}"), exc.status)
+        return error_response(exc.status, f"HTTP_{exc.status}", exc.reason)
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:

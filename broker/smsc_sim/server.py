@@ -20,7 +20,6 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import Iterable
 from typing import Any
 
 import structlog
@@ -97,10 +96,6 @@ class SmscSimulator:
     def port(self) -> int:
         """The bound port (the ephemeral one when configured with port 0)."""
         return self._port
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
 
     def _new_session(self) -> SmppSession:
         return SmppSession(
@@ -417,12 +412,6 @@ class SmscSimulator:
             "stalled": self._stalled,
             "faults": self.faults.to_json(),
         }
-
-    def bound_sessions(self, system_id: str | None = None) -> Iterable[SmppSession]:
-        return [
-            s for s in self._sessions
-            if s.mode is not None and (system_id is None or s.system_id == system_id)
-        ]  # fmt: skip
 
 
 def _int(value: object) -> int:
