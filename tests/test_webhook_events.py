@@ -182,9 +182,12 @@ json_values = st.recursive(
 @given(st.binary())
 def test_property_arbitrary_bytes_never_escape_as_other_errors(body: bytes) -> None:
     try:
-        parse_payload(body)
-    except PayloadError:
-        pass
+        parsed = parse_payload(body)
+    except PayloadError as exc:
+        assert exc.code == "INVALID_PAYLOAD"
+        return
+    assert all(e.type in EVENT_TYPES for e in parsed.events)
+    assert all(r.attempt >= 2 for r in parsed.retries)
 
 
 @given(
