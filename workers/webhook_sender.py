@@ -96,12 +96,7 @@ class WebhookSender:
             except AMQP_ERRORS as exc:
                 log.warning("webhook consumer cancel failed", error=str(exc))
             self._consumer_tag = None
-        pending = set(self._inflight)
-        if pending:
-            _, late = await asyncio.wait(pending, timeout=grace)
-            for task in late:  # unacked: RabbitMQ redelivers them when the channel closes
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+        await self._drain(grace)
         if self._channel is not None:
             try:
                 await self._channel.close()
@@ -112,6 +107,19 @@ class WebhookSender:
             await self._session.close()
             self._session = None
         log.info("webhook sender stopped")
+
+    async def _drain(self, grace: float) -> None:
+        """Wait for handlers in flight (including any started by deliveries already buffered
+        when the consumer was cancelled); past the grace period, cancel them unacked, so that
+        RabbitMQ redelivers their messages once the channel closes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._inflight and (remaining := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self._inflight), timeout=remaining)
+        late = set(self._inflight)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.current_task()
