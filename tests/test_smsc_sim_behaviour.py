@@ -12,7 +12,13 @@ from broker.segmentation import decode_short_message
 from broker.smpp.constants import CommandId, MessageState, Status, Tag
 from broker.smpp.pdu import Pdu, tlv_cstring, tlv_int
 from broker.smsc_sim import SmscSimulator
-from tests.test_smsc_sim_esme import RECEIPT, RawEsme, fast_config, wait_until
+from tests.test_smsc_sim_esme import (
+    RECEIPT,
+    RawEsme,
+    fast_config,
+    fresh_log_output,  # noqa: F401  (autouse)
+    wait_until,
+)
 
 
 async def started(**overrides: object) -> SmscSimulator:

@@ -16,7 +16,12 @@ from broker.cli.main import build_parser, main
 from broker.smpp.constants import Status
 from broker.smsc_sim import SmscSimulator
 from broker.smsc_sim.control import ControlServer
-from tests.test_smsc_sim_esme import WAIT, RawEsme, fast_config
+from tests.test_smsc_sim_esme import (
+    WAIT,
+    RawEsme,
+    fast_config,
+    fresh_log_output,  # noqa: F401  (autouse)
+)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
+import structlog
 
 from broker.smpp.constants import CommandId, MessageState, Status, Tag
 from broker.smpp.pdu import FrameReader, Pdu, decode_pdu, encode_pdu, tlv_cstring, tlv_int
@@ -130,6 +131,16 @@ def fast_config(**overrides: object) -> SimConfig:
     settings: dict[str, object] = {"port": 0, "receipt_delay": (0.0, 0.01), "seed": 7}
     settings.update(overrides)
     return SimConfig(**settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_output() -> None:
+    """Undo a log configuration left by an in-process ``smsbroker`` run in an earlier test.
+
+    ``main()`` points structlog at the ``sys.stderr`` of its moment, which under pytest's
+    capture is a file closed after that test; the defaults resolve the stream at each write.
+    """
+    structlog.reset_defaults()
 
 
 @pytest.fixture

@@ -13,7 +13,11 @@ import pytest
 
 from broker.smpp.constants import Tag
 from broker.smsc_sim import SmscSimulator
-from tests.test_smsc_sim_esme import WAIT, fast_config
+from tests.test_smsc_sim_esme import (
+    WAIT,
+    fast_config,
+    fresh_log_output,  # noqa: F401  (autouse)
+)
 
 smpp34 = pytest.importorskip("smpp34")
 
