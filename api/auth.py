@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from api.context import POOL, Caller
+from api.context import CALLER, POOL, Caller
 from api.errors import ApiError
 from broker.db import unavailable_as_error
 from broker.keys import key_hash
@@ -104,7 +104,7 @@ def auth_middleware(limiter: RateLimiter) -> Middleware:
                 headers={**limit_headers, "Retry-After": str(reset)},
                 extra={"retry_after": reset},
             )
-        request["caller"] = found
+        request[CALLER] = found
         response = await handler(request)
         response.headers.update(limit_headers)
         return response

@@ -30,6 +30,8 @@ class Caller:
     channels: tuple[str, ...]
 
 
+CALLER = web.RequestKey("caller", Caller)
+
+
 def caller(request: web.Request) -> Caller:
-    found: Caller = request["caller"]
-    return found
+    return request[CALLER]

@@ -27,6 +27,8 @@ def to_e164(raw: str, region: str) -> str | None:
 
 
 def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
     if isinstance(value, str):
         return [part.strip() for part in value.split(",")]
     if isinstance(value, list):

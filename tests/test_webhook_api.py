@@ -15,15 +15,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.typedefs import Handler
 
 from api import webhooks
-from api.context import POOL, Caller
+from api.context import CALLER, POOL, Caller
 from api.errors import error_response
 from broker.errors import BrokerError
 from broker.webhooks.signing import new_secret
 from broker.webhooks.store import MAX_ENDPOINTS
-
-# api.context.caller reads request["caller"], a plain string key, as the product's auth does;
-# aiohttp >= 3.12 warns about string request keys (web.RequestKey would silence it).
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 
 @web.middleware
@@ -37,7 +33,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def fake_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Stands in for key authentication: the account is named by a header."""
-    request["caller"] = Caller(
+    request[CALLER] = Caller(
         account_id=uuid.UUID(request.headers["X-Account"]),
         key_id=uuid.uuid4(),
         region="GH",

@@ -1,0 +1,36 @@
+# The commands a newcomer needs; `make dev` runs the gateway, `make test` runs the suite.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install dev test lint typecheck check bench
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+tests/smsc_node/node_modules: tests/smsc_node/package-lock.json
+	cd tests/smsc_node && npm ci --no-audit --no-fund --silent
+	touch tests/smsc_node/node_modules
+
+install: $(STAMP) tests/smsc_node/node_modules
+
+dev: $(STAMP)
+	$(VENV)/bin/smsbroker dev
+
+test: install
+	$(VENV)/bin/pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check broker api workers
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy broker api workers
+
+check: lint typecheck test
+
+bench: $(STAMP)
+	$(VENV)/bin/smsbroker bench

@@ -1,0 +1,191 @@
+"""The gateway assembled for tests: simulated carrier, workers, API, and a webhook receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from broker import accounts
+from broker.config import Settings
+from broker.smsc_sim import SimConfig, SmscSimulator
+
+
+def verify_standard_webhook(secret: str, headers: Any, body: bytes) -> None:
+    """Check a Standard Webhooks signature with hmac directly, not with the gateway's code."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    offered = [s.split(",", 1)[1] for s in headers["webhook-signature"].split() if "," in s]
+    assert expected in offered, "webhook signature does not verify"
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class WebhookReceiver:
+    """An HTTP server standing in for a customer's webhook endpoint."""
+
+    received: list[Received] = field(default_factory=list)
+    fail_paths: dict[str, int] = field(default_factory=dict)
+    _runner: web.AppRunner | None = None
+    port: int = 0
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        path = request.path
+        async with self._changed:
+            self.received.append(Received(path, dict(request.headers), body))
+            self._changed.notify_all()
+        if self.fail_paths.get(path, 0) > 0:
+            self.fail_paths[path] -= 1
+            return web.Response(status=500)
+        return web.Response(status=204)
+
+    async def wait_for(
+        self, predicate: Callable[[Received], bool], *, count: int = 1, timeout: float = 20.0
+    ) -> list[Received]:
+        async def found() -> list[Received]:
+            async with self._changed:
+                while True:
+                    hits = [r for r in self.received if predicate(r)]
+                    if len(hits) >= count:
+                        return hits
+                    await self._changed.wait()
+
+        return await asyncio.wait_for(found(), timeout)
+
+
+@dataclass
+class Customer:
+    account_id: uuid.UUID
+    key: str
+    webhook_secret: str = ""
+    path: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def add_connector(
+    pool: asyncpg.Pool,
+    name: str,
+    port: int,
+    *,
+    system_id: str = "smsbroker",
+    password: str = "secret",
+    **extra: Any,
+) -> None:
+    async with pool.acquire() as conn:
+        values = {
+            "name": name,
+            "host": "127.0.0.1",
+            "port": port,
+            "system_id": system_id,
+            "password": password,
+            "window_size": 50,
+            **extra,
+        }
+        await accounts.add_connector(conn, values)
+
+
+async def new_customer(
+    pool: asyncpg.Pool,
+    http: aiohttp.ClientSession,
+    api: str,
+    receiver: WebhookReceiver,
+    *,
+    credits: int = 100,
+    region: str = "US",
+    events: tuple[str, ...] = ("message.status", "message.inbound"),
+) -> Customer:
+    """An account with a key and a webhook endpoint of its own (its own receiver path)."""
+    async with pool.acquire() as conn:
+        account_id = await accounts.create_account(
+            conn, f"test-{uuid.uuid4().hex[:8]}", Decimal(credits), region
+        )
+        key = await accounts.create_key(conn, account_id, rate_limit=100_000)
+    customer = Customer(account_id, key.secret, path=f"/hooks/{account_id}")
+    async with http.post(
+        f"{api}/v1/webhooks",
+        json={"url": receiver.url(customer.path), "events": list(events)},
+        headers=customer.headers,
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        customer.webhook_secret = (await resp.json())["secret"]
+    return customer
+
+
+async def ledger_consistent(pool: asyncpg.Pool, account_id: uuid.UUID) -> tuple[Decimal, Decimal]:
+    """(balance, sum of the ledger) of an account: they must be equal."""
+    row = await pool.fetchrow(
+        "SELECT a.balance, (SELECT coalesce(sum(amount), 0) FROM ledger l"
+        " WHERE l.account_id = a.id) AS total FROM accounts a WHERE a.id = $1",
+        account_id,
+    )
+    assert row is not None
+    return row["balance"], row["total"]
+
+
+def sim_config(**overrides: Any) -> SimConfig:
+    base: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "accounts": {"smsbroker": "secret"},
+        "receipt_delay": (0.05, 0.1),
+        "outcomes": {"DELIVRD": 1.0},
+        "outcome_rules": {"0666": "UNDELIV", "0777": "EXPIRED"},
+        "submit_status_rules": {"0013": 0x45},
+    }
+    base.update(overrides)
+    return SimConfig(**base)
+
+
+async def start_sim(**overrides: Any) -> SmscSimulator:
+    sim = SmscSimulator(sim_config(**overrides))
+    await sim.start()
+    return sim
+
+
+def with_settings(base: Settings, **overrides: Any) -> Settings:
+    from dataclasses import replace
+
+    return replace(base, **overrides)

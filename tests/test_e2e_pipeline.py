@@ -1,0 +1,322 @@
+"""End to end on real services: HTTP in, SMPP out to the simulated carrier, receipts and
+signed webhooks back, credits charged once and refunded on failure."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from broker import accounts
+from broker.cli.serve import start_api
+from broker.config import Settings
+from broker.smsc_sim import SmscSimulator
+from tests.harness import (
+    Customer,
+    WebhookReceiver,
+    add_connector,
+    ledger_consistent,
+    new_customer,
+    start_sim,
+    verify_standard_webhook,
+)
+from workers.runner import WorkerSet
+
+
+@dataclass
+class Stack:
+    api: str
+    http: aiohttp.ClientSession
+    pool: asyncpg.Pool
+    sim: SmscSimulator
+    receiver: WebhookReceiver
+
+    async def customer(self, **kw: Any) -> Customer:
+        return await new_customer(self.pool, self.http, self.api, self.receiver, **kw)
+
+    async def send(self, customer: Customer, payload: dict[str, Any]) -> tuple[int, Any]:
+        async with self.http.post(
+            f"{self.api}/v1/messages", json=payload, headers=customer.headers
+        ) as resp:
+            return resp.status, await resp.json()
+
+    async def get(self, customer: Customer, path: str) -> tuple[int, Any]:
+        async with self.http.get(f"{self.api}{path}", headers=customer.headers) as resp:
+            return resp.status, await resp.json()
+
+    async def final_webhook(self, customer: Customer, message_id: str) -> dict[str, Any]:
+        hits = await self.receiver.wait_for(
+            lambda r: (
+                r.path == customer.path
+                and r.json["type"] == "message.status"
+                and r.json["data"]["id"] == message_id
+            )
+        )
+        verify_standard_webhook(customer.webhook_secret, hits[0].headers, hits[0].body)
+        data: dict[str, Any] = hits[0].json["data"]
+        return data
+
+
+@pytest.fixture(scope="module")
+async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
+    sim = await start_sim()
+    await add_connector(pool, "sim", sim.port)
+    async with pool.acquire() as conn:
+        await accounts.add_route(conn, "", "sim", Decimal(1))
+    receiver = WebhookReceiver()
+    await receiver.start()
+    workers = WorkerSet(settings)
+    await workers.start()
+    runner = await start_api(settings, "127.0.0.1", 0)
+    port = runner.addresses[0][1]
+    http = aiohttp.ClientSession()
+    yield Stack(f"http://127.0.0.1:{port}", http, pool, sim, receiver)
+    await http.close()
+    await runner.cleanup()
+    await workers.stop()
+    await receiver.stop()
+    await sim.stop()
+
+
+def us_number(suffix: str = "") -> str:
+    """A valid US number, unique per call, ending in ``suffix`` when given."""
+    tail = (suffix or f"{uuid.uuid4().int % 10_000:04d}")[-4:]
+    return f"+1415555{tail}" if suffix else f"+1650253{tail}"
+
+
+async def test_single_message_delivered_with_signed_webhook(stack: Stack) -> None:
+    customer = await stack.customer(credits=10)
+    status, body = await stack.send(customer, {"to": us_number(), "body": "Hello there"})
+    assert status == 202, body
+    assert body["batch_id"] is None
+    [msg] = body["messages"]
+    assert msg["status"] == "queued" and msg["encoding"] == "GSM7" and msg["segments"] == 1
+
+    data = await stack.final_webhook(customer, msg["id"])
+    assert data["status"] == "delivered"
+
+    status, resource = await stack.get(customer, f"/v1/messages/{msg['id']}")
+    assert status == 200
+    assert resource["status"] == "delivered"
+    assert [p["status"] for p in resource["parts"]] == ["delivered"]
+    assert resource["parts"][0]["carrier_id"]
+    assert [h["status"] for h in resource["history"]] == ["queued", "sending", "sent", "delivered"]
+    status, balance = await stack.get(customer, "/v1/balance")
+    assert balance["balance"] == 9
+    assert await ledger_consistent(stack.pool, customer.account_id) == (Decimal(9), Decimal(9))
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "segments"),
+    [
+        ("Long GSM7 text with an extension € " + "x" * 170, "GSM7", 2),
+        ("Привет, это длинное сообщение! " * 3, "UCS2", 2),
+        ("Emoji 😀 " * 40, "UCS2", 6),
+    ],
+)
+async def test_multipart_charged_per_part(
+    stack: Stack, text: str, encoding: str, segments: int
+) -> None:
+    customer = await stack.customer(credits=20)
+    status, body = await stack.send(customer, {"to": us_number(), "body": text})
+    assert status == 202, body
+    [msg] = body["messages"]
+    assert (msg["encoding"], msg["segments"]) == (encoding, segments)
+    data = await stack.final_webhook(customer, msg["id"])
+    assert data["status"] == "delivered"
+    assert data["segments"] == segments and data["cost"] == segments
+    _, resource = await stack.get(customer, f"/v1/messages/{msg['id']}")
+    assert [p["seq"] for p in resource["parts"]] == list(range(1, segments + 1))
+    assert len({p["carrier_id"] for p in resource["parts"]}) == segments
+    sent = [r for r in stack.sim.submitted if r.destination_addr == msg["to"].lstrip("+")]
+    assert len(sent) == segments
+    assert all(r.esm_class & 0x40 for r in sent)
+    assert await ledger_consistent(stack.pool, customer.account_id) == (
+        Decimal(20 - segments),
+        Decimal(20 - segments),
+    )
+
+
+async def test_undelivered_outcome(stack: Stack) -> None:
+    customer = await stack.customer(credits=5)
+    status, body = await stack.send(customer, {"to": us_number("0666"), "body": "will fail"})
+    assert status == 202
+    data = await stack.final_webhook(customer, body["messages"][0]["id"])
+    assert data["status"] == "undelivered"
+    assert data["error"]["code"] == "UNDELIV"
+    # Undelivered messages reached the carrier: they stay charged.
+    assert await ledger_consistent(stack.pool, customer.account_id) == (Decimal(4), Decimal(4))
+
+
+async def test_refused_submit_fails_and_refunds(stack: Stack) -> None:
+    customer = await stack.customer(credits=5)
+    status, body = await stack.send(customer, {"to": us_number("0013"), "body": "refused"})
+    assert status == 202
+    mid = body["messages"][0]["id"]
+    data = await stack.final_webhook(customer, mid)
+    assert data["status"] == "failed"
+    assert data["error"]["code"] == "SUBMIT_REJECTED"
+    balance, total = await ledger_consistent(stack.pool, customer.account_id)
+    assert balance == total == Decimal(5)
+    reasons = await stack.pool.fetch(
+        "SELECT reason, amount FROM ledger WHERE message_id = $1 ORDER BY id", uuid.UUID(mid)
+    )
+    assert [(r["reason"], r["amount"]) for r in reasons] == [("charge", -1), ("refund", 1)]
+
+
+async def test_batch_to_several_numbers(stack: Stack) -> None:
+    customer = await stack.customer(credits=10, region="GH")
+    status, body = await stack.send(
+        customer,
+        {"to": "0205550368, +233241234567,0205550368", "body": "batch", "client_ref": "r-1"},
+    )
+    assert status == 202, body
+    assert body["batch_id"]
+    assert [m["to"] for m in body["messages"]] == ["+233205550368", "+233241234567"]
+    for m in body["messages"]:
+        assert (await stack.final_webhook(customer, m["id"]))["client_ref"] == "r-1"
+    status, batch = await stack.get(customer, f"/v1/batches/{body['batch_id']}")
+    assert status == 200 and batch["total"] == 2 and batch["statuses"] == {"delivered": 2}
+
+
+async def test_inbound_message_reaches_its_webhook(stack: Stack) -> None:
+    customer = await stack.customer(credits=1)
+    number = f"1415555{uuid.uuid4().int % 10_000:04d}"
+    async with stack.pool.acquire() as conn:
+        await accounts.add_number(conn, customer.account_id, number, "")
+    await stack.sim.inject_mo("233205550368", number, "Hi back")
+    long_text = "A reply long enough to need three parts. " * 9
+    await stack.sim.inject_mo("233205550369", number, long_text)
+    hits = await stack.receiver.wait_for(
+        lambda r: r.path == customer.path and r.json["type"] == "message.inbound", count=2
+    )
+    for hit in hits:
+        verify_standard_webhook(customer.webhook_secret, hit.headers, hit.body)
+    bodies = sorted(h.json["data"]["body"] for h in hits)
+    assert bodies == sorted(["Hi back", long_text])
+    assert {h.json["data"]["to"] for h in hits} == {f"+{number}"}
+
+
+async def test_insufficient_credits_is_402_and_changes_nothing(stack: Stack) -> None:
+    customer = await stack.customer(credits=1)
+    status, body = await stack.send(customer, {"to": us_number(), "body": "x" * 200})
+    assert status == 402
+    assert body["error"]["code"] == "INSUFFICIENT_CREDITS"
+    assert await ledger_consistent(stack.pool, customer.account_id) == (Decimal(1), Decimal(1))
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "field"),
+    [
+        ({"to": "+14155552671", "body": ""}, "EMPTY_BODY", "body"),
+        ({"to": "+14155552671"}, "EMPTY_BODY", "body"),
+        ({"to": "+14155552671", "body": "x" * 1601}, "BODY_TOO_LONG", "body"),
+        ({"to": ["+14155552671", "12", "nope"], "body": "hi"}, "INVALID_PHONE_NUMBER", "to"),
+        ({"to": 5, "body": "hi"}, "INVALID_PHONE_NUMBER", "to"),
+        ({"body": "hi"}, "MISSING_RECIPIENT", "to"),
+        ({"to": "+14155552671", "body": "hi", "from": "x"}, "INVALID_SENDER_ID", "from"),
+        ({"to": "+14155552671", "body": "hi", "callback_url": "ftp://x"}, "INVALID_URL", None),
+        ({"to": "+14155552671", "body": "hi", "channel": "fax"}, "INVALID_INPUT", "channel"),
+    ],
+)
+async def test_bad_input_is_400_and_changes_nothing(
+    stack: Stack, payload: dict[str, Any], code: str, field: str | None
+) -> None:
+    customer = await stack.customer(credits=3)
+    status, body = await stack.send(customer, payload)
+    assert status == 400, body
+    assert body["error"]["code"] == code
+    if field is not None:
+        assert body["error"]["field"] == field
+    if code == "INVALID_PHONE_NUMBER" and isinstance(payload["to"], list):
+        assert [d["index"] for d in body["error"]["details"]] == [1, 2]
+    count = await stack.pool.fetchval(
+        "SELECT count(*) FROM messages WHERE account_id = $1", customer.account_id
+    )
+    assert count == 0
+    assert await ledger_consistent(stack.pool, customer.account_id) == (Decimal(3), Decimal(3))
+
+
+async def test_not_json_and_unknown_paths_get_the_error_shape(stack: Stack) -> None:
+    customer = await stack.customer()
+    async with stack.http.post(
+        f"{stack.api}/v1/messages", data=b"{not json", headers=customer.headers
+    ) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["code"] == "INVALID_JSON"
+    status, body = await stack.get(customer, "/v1/messages/not-a-uuid")
+    assert status == 404 and body["error"]["code"] == "NOT_FOUND"
+    status, body = await stack.get(customer, "/v1/nothing-here")
+    assert status == 404 and body["error"]["code"] == "NOT_FOUND"
+
+
+async def test_authentication(stack: Stack) -> None:
+    customer = await stack.customer()
+    url = f"{stack.api}/v1/balance"
+    async with stack.http.get(url) as resp:
+        assert resp.status == 401
+        assert (await resp.json())["error"]["code"] == "UNAUTHORIZED"
+    async with stack.http.get(url, headers={"Authorization": "Bearer sk_live_nope"}) as resp:
+        assert resp.status == 401
+        assert (await resp.json())["error"]["code"] == "INVALID_API_KEY"
+    async with stack.http.get(url, headers={"X-API-Key": customer.key}) as resp:
+        assert resp.status == 200
+        assert resp.headers["X-RateLimit-Limit"] == "100000"
+    async with stack.http.get(url, params={"api_key": customer.key}) as resp:
+        assert resp.status == 200
+    await stack.pool.execute(
+        "UPDATE api_keys SET revoked_at = now() WHERE account_id = $1", customer.account_id
+    )
+    async with stack.http.get(url, headers=customer.headers) as resp:
+        assert resp.status == 403
+        assert (await resp.json())["error"]["code"] == "API_KEY_DISABLED"
+
+
+async def test_rate_limit_answers_429_with_retry_after(stack: Stack) -> None:
+    customer = await stack.customer()
+    # Setting up the customer's webhook used one request of this minute already.
+    await stack.pool.execute(
+        "UPDATE api_keys SET rate_limit = 3 WHERE account_id = $1", customer.account_id
+    )
+    statuses = []
+    for _ in range(3):
+        async with stack.http.get(f"{stack.api}/v1/balance", headers=customer.headers) as resp:
+            statuses.append(resp.status)
+            last = resp
+            body = await resp.json()
+    assert statuses == [200, 200, 429]
+    assert int(last.headers["Retry-After"]) >= 1
+    assert body["error"]["code"] == "RATE_LIMIT_EXCEEDED" and body["error"]["retry_after"] >= 1
+
+
+async def test_tenants_do_not_see_each_other(stack: Stack) -> None:
+    alice, bob = await stack.customer(), await stack.customer()
+    _, body = await stack.send(alice, {"to": us_number(), "body": "private"})
+    mid = body["messages"][0]["id"]
+    await stack.final_webhook(alice, mid)
+    status, err = await stack.get(bob, f"/v1/messages/{mid}")
+    assert status == 404
+    _, listing = await stack.get(bob, "/v1/messages")
+    assert listing["data"] == []
+    _, listing = await stack.get(alice, "/v1/messages?limit=1")
+    assert [m["id"] for m in listing["data"]] == [mid]
+
+
+async def test_concurrent_sends_never_overdraw(stack: Stack) -> None:
+    customer = await stack.customer(credits=5)
+    results = await asyncio.gather(
+        *(stack.send(customer, {"to": us_number(), "body": f"n{i}"}) for i in range(12))
+    )
+    accepted = [b["messages"][0]["id"] for s, b in results if s == 202]
+    finals = [await stack.final_webhook(customer, mid) for mid in accepted]
+    delivered = [d for d in finals if d["status"] == "delivered"]
+    assert len(delivered) == 5
+    assert all(d["error"]["code"] == "INSUFFICIENT_CREDITS" for d in finals if d not in delivered)
+    assert await ledger_consistent(stack.pool, customer.account_id) == (Decimal(0), Decimal(0))
