@@ -13,7 +13,8 @@
 //       hex: submit_sm_resp ids in hex, receipts carry them in decimal; dec: the reverse.
 //
 // stdout: one JSON object per line. The first is {"event":"listening","host":..,"port":..};
-// then bind, submit_sm, receipt_sent, deliver_sm_resp, mo_sent, unbind, closed, error, ack.
+// then bind, submit_sm, receipt_sent, mo_sent, deliver_sm_resp, enquire_link, unbind, closed,
+// gave_up, error, and ack (one per stdin command).
 //
 // stdin: one command per line.
 //   mo FROM TO TEXT...                 MO deliver_sm to the bound receivers (GSM or UCS-2)
@@ -26,6 +27,11 @@
 
 const smpp = require('smpp');
 const readline = require('readline');
+
+// Keep the octets of submitted messages as they came (the package would decode them to text
+// and split off the UDH): the tests compare exactly what the gateway sent.
+smpp.commands.submit_sm.params.short_message = { type: smpp.types.buffer };
+delete smpp.tlvs.message_payload.filter;
 
 function option(name, envName, fallback) {
 	const flag = '--' + name;
@@ -246,6 +252,9 @@ function onSubmit(session, pdu) {
 		esm_class: pdu.esm_class,
 		registered_delivery: pdu.registered_delivery,
 		short_message_hex: Buffer.isBuffer(pdu.short_message) ? pdu.short_message.toString('hex') : '',
+		message_payload_hex: Buffer.isBuffer(pdu.message_payload) ? pdu.message_payload.toString('hex') : '',
+		sar: pdu.sar_msg_ref_num === undefined ? undefined :
+			[pdu.sar_msg_ref_num, pdu.sar_total_segments, pdu.sar_segment_seqnum],
 		command_status: 0,
 	});
 	if ((pdu.registered_delivery & 0x03) !== 0) {
@@ -266,7 +275,10 @@ function attach(session) {
 	session.on('bind_transmitter', (pdu) => onBind(session, pdu, 'transmitter'));
 	session.on('bind_receiver', (pdu) => onBind(session, pdu, 'receiver'));
 	session.on('submit_sm', (pdu) => onSubmit(session, pdu));
-	session.on('enquire_link', (pdu) => session.send(pdu.response()));
+	session.on('enquire_link', (pdu) => {
+		session.send(pdu.response());
+		emit('enquire_link', { mode: session.mode });
+	});
 	session.on('unknown', (pdu) => session.send(pdu.response()));
 	session.on('unbind', (pdu) => {
 		emit('unbind', { mode: session.mode });
