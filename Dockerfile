@@ -1,0 +1,9 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY broker broker
+COPY api api
+COPY workers workers
+COPY sql sql
+RUN pip install --no-cache-dir -e .
+USER nobody
