@@ -103,6 +103,12 @@ async def test_create_shows_the_secret_once(client: Client, pool: asyncpg.Pool) 
     assert await listed.json() == {"data": [shown]}
 
 
+async def test_scheme_is_stored_lower_case(client: Client, pool: asyncpg.Pool) -> None:
+    who = await new_account(pool)
+    created = await create(client, who, url="HTTPS://Example.com/Path?Q=1")
+    assert created["url"] == "https://Example.com/Path?Q=1"
+
+
 async def test_create_with_chosen_events(client: Client, pool: asyncpg.Pool) -> None:
     who = await new_account(pool)
     created = await create(

@@ -41,7 +41,8 @@ def parse_url(value: Any) -> str:
         raise _bad_url("url must name a host")
     if url.fragment:
         raise _bad_url("url must not contain a #fragment")
-    return url_text
+    # The scheme is stored lower-case, as the schema's check (and every client) expects.
+    return url.scheme + url_text[len(url.scheme) :]
 
 
 def parse_events(value: Any) -> tuple[str, ...]:

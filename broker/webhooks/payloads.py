@@ -101,7 +101,7 @@ def _url(value: Any, what: str) -> str:
     if (
         not isinstance(value, str)
         or len(value) > MAX_URL
-        or not value.startswith(("http://", "https://"))
+        or not value[:8].lower().startswith(("http://", "https://"))
         or not _printable(value)
         or " " in value
     ):
@@ -109,7 +109,22 @@ def _url(value: Any, what: str) -> str:
     return value
 
 
-def parse_event(obj: Any) -> Event:
+def _callback(value: Any, problems: list[str] | None) -> str | None:
+    """A bad callback_url loses the callback only, not the event's other deliveries."""
+    if value is None:
+        return None
+    try:
+        return _url(value, "event callback_url")
+    except PayloadError as exc:
+        if problems is None:
+            raise
+        problems.append(exc.message)
+        return None
+
+
+def parse_event(obj: Any, problems: list[str] | None = None) -> Event:
+    """Raise PayloadError for an unusable event; a bad callback_url raises too unless
+    ``problems`` is given, which then receives the complaint instead."""
     if not isinstance(obj, dict):
         raise PayloadError("event is not an object")
     event_id = obj.get("id")
@@ -129,14 +144,13 @@ def parse_event(obj: Any) -> Event:
     data = obj.get("data")
     if not isinstance(data, dict):
         raise PayloadError("event data is not an object")
-    callback = obj.get("callback_url")
     return Event(
         id=event_id,
         type=str(kind),
         account_id=_uuid(obj.get("account_id"), "event account_id"),
         timestamp=timestamp,
         data=data,
-        callback_url=None if callback is None else _url(callback, "event callback_url"),
+        callback_url=_callback(obj.get("callback_url"), problems),
     )
 
 
@@ -176,7 +190,7 @@ def parse_payload(body: bytes) -> Parsed:
     parsed = Parsed([], [], [])
     for raw in _items(doc, "events"):
         try:
-            parsed.events.append(parse_event(raw))
+            parsed.events.append(parse_event(raw, parsed.problems))
         except PayloadError as exc:
             parsed.problems.append(exc.message)
     for raw in _items(doc, "retries"):
