@@ -364,7 +364,13 @@ class SmppClient(asyncio.Protocol):
         elif type(event) is Reply:
             self._reply(event)
         elif type(event) is Ignored:
-            self._log.debug("smpp.pdu_ignored", reason=event.reason, command_id=pdu.command_id)
+            self._log.debug(
+                "smpp.pdu_ignored",
+                reason=event.reason,
+                command_id=pdu.command_id,
+                command_status=pdu.command_status,
+                seq=pdu.sequence_number,
+            )
 
     def _resolve(self, pdu: Pdu) -> None:
         waiter = self._waiters.pop(pdu.sequence_number, None)
