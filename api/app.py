@@ -9,10 +9,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from api import account, health, messages
-from api import webhooks as webhook_routes
 from api.auth import RateLimiter, auth_middleware
 from api.context import AMQP, POOL, ROUTES, SETTINGS
 from api.errors import error_body, error_response
+from api.webhooks import register as register_webhooks
 from broker.config import Settings
 from broker.db import create_pool
 from broker.errors import BrokerError
@@ -75,5 +75,5 @@ def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Applicati
     health.register(app)
     account.register(app)
     messages.register(app)
-    webhook_routes.register(app)
+    register_webhooks(app)
     return app

@@ -32,7 +32,9 @@ def _delays(env: Mapping[str, str], name: str, default: tuple[float, ...]) -> tu
     try:
         values = tuple(float(part) for part in raw.split(","))
     except ValueError as exc:
-        raise InputError(f"{name} must be comma-separated seconds, got {raw!r}", field=name) from exc
+        raise InputError(
+            f"{name} must be comma-separated seconds, got {raw!r}", field=name
+        ) from exc
     if not values or any(v <= 0 or v > 86400 for v in values):
         raise InputError(f"{name} values must be in (0, 86400] seconds", field=name)
     return values

@@ -27,7 +27,9 @@ async def create_pool(dsn: str, *, size: int = 10) -> asyncpg.Pool:
             dsn, min_size=1, max_size=size, command_timeout=30, timeout=10
         )
     except CONNECTION_ERRORS as exc:
-        raise DependencyUnavailable(f"PostgreSQL unreachable: {exc}", code="DATABASE_UNAVAILABLE") from exc
+        raise DependencyUnavailable(
+            f"PostgreSQL unreachable: {exc}", code="DATABASE_UNAVAILABLE"
+        ) from exc
     assert pool is not None
     return pool
 
