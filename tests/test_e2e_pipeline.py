@@ -320,3 +320,18 @@ async def test_concurrent_sends_never_overdraw(stack: Stack) -> None:
     assert len(delivered) == 5
     assert all(d["error"]["code"] == "INSUFFICIENT_CREDITS" for d in finals if d not in delivered)
     assert await ledger_consistent(stack.pool, customer.account_id) == (Decimal(0), Decimal(0))
+
+
+async def test_receipt_before_submit_resp_is_matched_later(stack: Stack) -> None:
+    customer = await stack.customer(credits=5)
+    # The carrier answers submit_sm after its receipt is already on the way.
+    stack.sim.set_faults(submit_delay=0.4)
+    try:
+        status, body = await stack.send(customer, {"to": us_number(), "body": "early receipt"})
+        assert status == 202
+        data = await stack.final_webhook(customer, body["messages"][0]["id"])
+    finally:
+        stack.sim.clear_faults()
+    assert data["status"] == "delivered"
+    parked = await stack.pool.fetchval("SELECT count(*) FROM pending_receipts")
+    assert parked == 0
