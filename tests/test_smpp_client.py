@@ -323,6 +323,24 @@ async def test_unbind_from_smsc_is_answered(smsc: TestSmsc) -> None:
     await asyncio.wait_for(client.wait_closed(), 5)
 
 
+async def test_enquire_link_from_smsc_is_answered(smsc: TestSmsc) -> None:
+    client = await connect(client_config(smsc))
+    (conn,) = smsc.bound()
+    request = conn.send_request(CommandId.ENQUIRE_LINK)
+    response = await asyncio.wait_for(smsc.responses.get(), 5)
+    assert response == Pdu(CommandId.ENQUIRE_LINK_RESP, request.sequence_number)
+    await client.close()
+
+
+async def test_empty_message_id_is_none(smsc: TestSmsc) -> None:
+    async def empty(conn: SmscConnection, pdu: Pdu) -> None:
+        conn.send(pdu.response(message_id=""))
+
+    smsc.on_submit = empty
+    async with running(Connector(connector_config(smsc), no_delivers)) as connector:
+        assert await connector.submit(PART) == SubmitOutcome(0, None)
+
+
 async def test_deliver_sm_resp_only_after_the_callback(smsc: TestSmsc) -> None:
     release = asyncio.Event()
     seen: list[Pdu] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, cast
@@ -54,15 +55,60 @@ class ClientConfig:
     address_range: str = ""
 
 
-class _Waiter:
-    __slots__ = ("command_id", "future", "timer")
+class _Window:
+    """The in-flight limit of one bind: a FIFO semaphore whose waiters may time out.
 
-    def __init__(
-        self, command_id: int, future: asyncio.Future[Pdu], timer: asyncio.TimerHandle
-    ) -> None:
+    asyncio.Semaphore scans all its waiters on every release and needs wait_for (a task per
+    call) for a timeout; at window 100 and thousands of submits per second both show up.
+    """
+
+    __slots__ = ("_loop", "_waiters", "size", "used")
+
+    def __init__(self, size: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.size = size
+        self.used = 0
+        self._loop = loop
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self, timeout: float | None) -> None:
+        if self.used < self.size and not self._waiters:
+            self.used += 1
+            return
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append(future)
+        timer = None if timeout is None else self._loop.call_later(timeout, _expire, future)
+        try:
+            await future  # on success release() handed its slot over: ``used`` is unchanged
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.release()  # the slot arrived together with the cancellation
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def release(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            future = waiters.popleft()
+            if not future.done():
+                future.set_result(None)
+                return
+        self.used -= 1
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(SmppTimeout("no window room within the queue timeout"))
+
+
+class _Waiter:
+    __slots__ = ("command_id", "deadline", "future")
+
+    def __init__(self, command_id: int, future: asyncio.Future[Pdu], deadline: float) -> None:
         self.command_id = command_id
         self.future = future
-        self.timer = timer
+        self.deadline = deadline
 
 
 async def _ignore_delivers(pdu: Pdu) -> None:
@@ -105,7 +151,7 @@ class SmppClient(asyncio.Protocol):
         self._reader = FrameReader()
         self._transport: asyncio.Transport | None = None
         self._waiters: dict[int, _Waiter] = {}
-        self._window = asyncio.Semaphore(config.window)
+        self._window = _Window(config.window, self._loop)
         self._load = 0
         self._outbox: list[bytes] = []
         self._writable = asyncio.Event()
@@ -116,6 +162,8 @@ class SmppClient(asyncio.Protocol):
         self._reading_paused = False
         self._last_activity = self._loop.time()
         self._keepalive: asyncio.TimerHandle | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_interval = min(1.0, max(0.005, config.response_timeout / 4))
 
     # --- public --------------------------------------------------------------------------
 
@@ -189,27 +237,23 @@ class SmppClient(asyncio.Protocol):
         """
         self._load += 1
         try:
-            await self._acquire_window(queue_timeout)
+            await self._window.acquire(queue_timeout)
             try:
                 if not self._writable.is_set():
                     await self._writable.wait()
                 if self._closing:
                     raise SmppStateError("bind is closing")
                 pdu = self._session.request(command_id, body, tlvs)
-                return await self._send(pdu, timeout or self.config.response_timeout)
+                future = self._send(pdu, timeout or self.config.response_timeout)
+                try:
+                    return await future
+                except asyncio.CancelledError:
+                    self._on_abandoned(pdu.sequence_number)
+                    raise
             finally:
                 self._window.release()
         finally:
             self._load -= 1
-
-    async def _acquire_window(self, queue_timeout: float | None) -> None:
-        if queue_timeout is None or not self._window.locked():
-            await self._window.acquire()
-            return
-        try:
-            await asyncio.wait_for(self._window.acquire(), queue_timeout)
-        except TimeoutError as exc:
-            raise SmppTimeout("no window room within the queue timeout") from exc
 
     async def close(self, timeout: float | None = None) -> None:
         """Finish running deliver callbacks and submits, unbind, and close the socket."""
@@ -246,9 +290,9 @@ class SmppClient(asyncio.Protocol):
             self._session.forget(seq)
             raise
         future: asyncio.Future[Pdu] = self._loop.create_future()
-        timer = self._loop.call_later(timeout, self._on_timeout, seq)
-        self._waiters[seq] = _Waiter(pdu.command_id, future, timer)
-        future.add_done_callback(lambda f: self._on_abandoned(seq) if f.cancelled() else None)
+        self._waiters[seq] = _Waiter(pdu.command_id, future, self._loop.time() + timeout)
+        if self._sweeper is None:
+            self._sweeper = self._loop.call_later(self._sweep_interval, self._sweep)
         self._write(data)
         return future
 
@@ -280,10 +324,23 @@ class SmppClient(asyncio.Protocol):
 
     def _on_abandoned(self, seq: int) -> None:
         """The caller gave up (cancelled): the request no longer holds the window."""
-        waiter = self._waiters.pop(seq, None)
-        if waiter is not None:
-            waiter.timer.cancel()
+        if self._waiters.pop(seq, None) is not None:
             self._session.forget(seq)
+
+    def _sweep(self) -> None:
+        """Expires requests past their deadline.
+
+        One periodic sweep instead of a timer per request: at thousands of submits per second
+        the timer heap costs more than scanning a window's worth of waiters a few times per
+        response timeout. A timeout fires up to one sweep interval late.
+        """
+        self._sweeper = None
+        now = self._loop.time()
+        expired = [seq for seq, waiter in self._waiters.items() if waiter.deadline <= now]
+        for seq in expired:
+            self._on_timeout(seq)
+        if self._waiters and not self._closed.is_set():
+            self._sweeper = self._loop.call_later(self._sweep_interval, self._sweep)
 
     # --- keepalive -----------------------------------------------------------------------
 
@@ -319,10 +376,11 @@ class SmppClient(asyncio.Protocol):
         lost = self._session.close()
         for seq in lost:
             waiter = self._waiters.pop(seq, None)
-            if waiter is not None:
-                waiter.timer.cancel()
-                if not waiter.future.done():
-                    waiter.future.set_exception(SmppConnectionLost("connection lost"))
+            if waiter is not None and not waiter.future.done():
+                waiter.future.set_exception(SmppConnectionLost("connection lost"))
+        self._waiters.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         self._writable.set()  # wake writers so they see the closed session
         self._closed.set()
         self._log.info("smpp.connection_closed", error=str(exc) if exc else None)
@@ -374,10 +432,7 @@ class SmppClient(asyncio.Protocol):
 
     def _resolve(self, pdu: Pdu) -> None:
         waiter = self._waiters.pop(pdu.sequence_number, None)
-        if waiter is None:
-            return
-        waiter.timer.cancel()
-        if not waiter.future.done():
+        if waiter is not None and not waiter.future.done():
             waiter.future.set_result(pdu)
 
     def _reply(self, reply: Reply) -> None:

@@ -227,7 +227,9 @@ class Connector:
                 continue
             self._limiter.succeeded()
             message_id = response.body.get("message_id")
-            return SubmitOutcome(status, message_id if isinstance(message_id, str) else None)
+            return SubmitOutcome(
+                status, message_id if isinstance(message_id, str) and message_id else None
+            )
 
     async def close(self) -> None:
         """Unbind every session gracefully and stop reconnecting."""
