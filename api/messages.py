@@ -57,7 +57,11 @@ def _optional_str(data: dict[str, Any], name: str, max_len: int) -> str | None:
 
 def _callback_url(data: dict[str, Any]) -> str | None:
     url = _optional_str(data, "callback_url", 2000)
-    if url is not None and not _URL.match(url):
+    if url is None:
+        return None
+    scheme, sep, rest = url.partition("://")
+    url = scheme.lower() + sep + rest  # the schema and the sender expect a lower-case scheme
+    if not _URL.match(url):
         raise InputError(
             "`callback_url` must be an http(s) URL", code="INVALID_URL", field="callback_url"
         )

@@ -27,6 +27,9 @@ from broker.errors import DependencyUnavailable
 
 log = structlog.get_logger(__name__)
 
+#: Seconds to wait for a publisher confirm before answering that RabbitMQ is unavailable.
+PUBLISH_TIMEOUT = 5.0
+
 AMQP_ERRORS: tuple[type[BaseException], ...] = (
     aiormq.exceptions.AMQPError,
     aio_pika.exceptions.AMQPException,
@@ -147,7 +150,9 @@ class Amqp:
             message_id=message_id,
         )
         try:
-            confirmation = await channel.default_exchange.publish(message, queue, timeout=15)
+            confirmation = await channel.default_exchange.publish(
+                message, queue, timeout=PUBLISH_TIMEOUT
+            )
         except AMQP_ERRORS as exc:
             raise DependencyUnavailable(
                 "the message queue is unreachable, try again shortly", code="BROKER_UNAVAILABLE"

@@ -335,3 +335,20 @@ async def test_receipt_before_submit_resp_is_matched_later(stack: Stack) -> None
     assert data["status"] == "delivered"
     parked = await stack.pool.fetchval("SELECT count(*) FROM pending_receipts")
     assert parked == 0
+
+
+async def test_callback_url_gets_the_status_signed_with_the_account_secret(stack: Stack) -> None:
+    customer = await stack.customer(credits=2)
+    path = f"/callback/{uuid.uuid4().hex}"
+    url = stack.receiver.url(path).replace("http://", "HTTP://")
+    status, body = await stack.send(
+        customer, {"to": us_number(), "body": "with callback", "callback_url": url}
+    )
+    assert status == 202, body
+    mid = body["messages"][0]["id"]
+    [hit] = await stack.receiver.wait_for(lambda r: r.path == path)
+    secret = await stack.pool.fetchval(
+        "SELECT webhook_secret FROM accounts WHERE id = $1", customer.account_id
+    )
+    verify_standard_webhook(secret, hit.headers, hit.body)
+    assert hit.json["data"]["id"] == mid and hit.json["data"]["status"] == "delivered"
