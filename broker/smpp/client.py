@@ -12,7 +12,7 @@ import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import structlog
 
@@ -262,8 +262,10 @@ class SmppClient(asyncio.Protocol):
             return
         self._closing = True
         grace = timeout if timeout is not None else self.config.response_timeout
-        if self._delivers:
-            await asyncio.wait(set(self._delivers), timeout=grace)
+        pending: set[asyncio.Future[Any]] = {w.future for w in self._waiters.values()}
+        pending.update(self._delivers)
+        if pending:
+            await asyncio.wait(pending, timeout=grace)
         if self._session.is_bound:
             with contextlib.suppress(SmppTimeout, SmppConnectionLost):
                 await self._send(self._session.unbind(), grace)
