@@ -2,7 +2,9 @@
 
 Clients connect to the proxy's port and every byte is forwarded to the target. ``cut()`` drops
 every open connection and stops listening, so new connections are refused as if the server
-were down; ``restore()`` listens again on the same port. The real server is never restarted,
+were down; ``cut(reset=True)`` keeps listening but resets every new connection at once (a
+server that accepts and dies), counting them in ``refused`` so a test can wait for a client's
+reconnect attempt; ``restore()`` forwards again, on the same port. The real server is never restarted,
 so other tests sharing it are not disturbed.
 """
 
@@ -27,16 +29,19 @@ class TcpProxy:
         self.host = host
         self.port = 0
         self._server: asyncio.Server | None = None
+        self._resetting = False
         self._writers: set[asyncio.StreamWriter] = set()
         self._pipes: set[asyncio.Task[None]] = set()
         self.connections = 0
+        self.refused = 0
 
     @property
     def is_up(self) -> bool:
-        return self._server is not None
+        return self._server is not None and not self._resetting
 
     async def start(self) -> None:
         """Listen (on an ephemeral port the first time, on the same port after a cut)."""
+        self._resetting = False
         if self._server is not None:
             return
         self._server = await asyncio.start_server(
@@ -44,9 +49,17 @@ class TcpProxy:
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def cut(self) -> int:
-        """Stop listening and abort every forwarded connection; returns how many were cut."""
-        server, self._server = self._server, None
+    async def cut(self, *, reset: bool = False) -> int:
+        """Abort every forwarded connection and refuse new ones; returns how many were cut.
+
+        New connections are refused by the kernel (nothing listens), or with ``reset`` accepted
+        and reset at once.
+        """
+        server = None
+        if reset:
+            self._resetting = True
+        else:
+            server, self._server = self._server, None
         if server is not None:
             server.close()
         cut = len(self._writers) // 2
@@ -71,7 +84,8 @@ class TcpProxy:
             await asyncio.gather(*pipes, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._server is None:
+        if not self.is_up:
+            self.refused += 1
             writer.transport.abort()
             return
         try:
@@ -79,7 +93,7 @@ class TcpProxy:
         except OSError:
             writer.transport.abort()
             return
-        if self._server is None:  # cut while connecting upstream
+        if not self.is_up:  # cut while connecting upstream
             writer.transport.abort()
             up_writer.transport.abort()
             return
