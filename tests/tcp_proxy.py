@@ -4,8 +4,8 @@ Clients connect to the proxy's port and every byte is forwarded to the target. `
 every open connection and stops listening, so new connections are refused as if the server
 were down; ``cut(reset=True)`` keeps listening but resets every new connection at once (a
 server that accepts and dies), counting them in ``refused`` so a test can wait for a client's
-reconnect attempt; ``restore()`` forwards again, on the same port. The real server is never restarted,
-so other tests sharing it are not disturbed.
+reconnect attempt; ``restore()`` forwards again, on the same port. The real server is never
+restarted, so other tests sharing it are not disturbed.
 """
 
 from __future__ import annotations
