@@ -12,20 +12,24 @@ import binascii
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
-from api.context import AMQP, POOL, ROUTES, SETTINGS, caller
+from api import idempotency
+from api.context import AMQP, POOL, ROUTES, SETTINGS, Caller, caller
 from api.errors import ApiError
 from broker.accounts import parse_uuid
+from broker.config import Settings
 from broker.db import unavailable_as_error
-from broker.errors import InputError, InsufficientCredits, NotFound
+from broker.errors import BrokerError, InputError, InsufficientCredits, NotFound
 from broker.phone import check_sender, parse_recipients
+from broker.queues import Amqp
 from broker.resources import MESSAGE_COLUMNS, iso, message_resource, part_resource
-from broker.segmentation import split
+from broker.segmentation import Segmentation, split
 
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 _STATUSES = frozenset(
@@ -85,66 +89,101 @@ def _channel(data: dict[str, Any], allowed: tuple[str, ...]) -> str:
     return str(channel)
 
 
-async def send_messages(request: web.Request) -> web.Response:
-    who = caller(request)
-    settings = request.app[SETTINGS]
-    data = await read_json_object(request)
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """A validated POST /v1/messages."""
+
+    body: str
+    seg: Segmentation
+    recipients: list[str]
+    sender: str | None
+    client_ref: str | None
+    callback_url: str | None
+
+
+def validate_send(data: dict[str, Any], who: Caller, settings: Settings) -> SendRequest:
     _channel(data, who.channels)
     body = data.get("body", data.get("message"))
     if not isinstance(body, str):
         raise InputError("`body` is required and must be a string", code="EMPTY_BODY", field="body")
-    seg = split(body, max_chars=settings.max_body_chars)
-    recipients = parse_recipients(data.get("to"), who.region, limit=settings.max_recipients)
-    sender = check_sender(data.get("from"))
-    client_ref = _optional_str(data, "client_ref", 200)
-    callback_url = _callback_url(data)
+    return SendRequest(
+        body=body,
+        seg=split(body, max_chars=settings.max_body_chars),
+        recipients=parse_recipients(data.get("to"), who.region, limit=settings.max_recipients),
+        sender=check_sender(data.get("from")),
+        client_ref=_optional_str(data, "client_ref", 200),
+        callback_url=_callback_url(data),
+    )
 
+
+async def estimate_cost(request: web.Request, send: SendRequest) -> Decimal:
+    """Segments × the price of each recipient's route; the 402 check uses it."""
     routes = request.app[ROUTES]
     async with unavailable_as_error():
         await routes.refresh(request.app[POOL])
     estimate = Decimal(0)
-    for to in recipients:
+    for to in send.recipients:
         route = routes.match(to)
         if route is not None:
-            estimate += route.price * seg.segments
+            estimate += route.price * send.seg.segments
+    return estimate
+
+
+async def send_messages(request: web.Request) -> web.Response:
+    who = caller(request)
+    data = await read_json_object(request)
+    send = validate_send(data, who, request.app[SETTINGS])
+    estimate = await estimate_cost(request, send)
     if Decimal(str(who.balance_at_auth)) < estimate:
         raise InsufficientCredits(
             f"this send costs {estimate} credits and the balance is {who.balance_at_auth}"
         )
+    pool = request.app[POOL]
+    key = idempotency.check_key(request.headers.get(idempotency.HEADER))
+    if key is not None:
+        earlier = await idempotency.claim(pool, who.account_id, key, idempotency.request_hash(data))
+        if earlier is not None:
+            return web.json_response(
+                earlier[1], status=earlier[0], headers={"Idempotent-Replayed": "true"}
+            )
+    try:
+        answer = await accept(request.app[AMQP], who, send)
+    except BrokerError:
+        if key is not None:
+            await idempotency.release(pool, who.account_id, key)
+        raise
+    answer["estimated_cost"] = float(estimate) if estimate % 1 else int(estimate)
+    if key is not None:
+        await idempotency.store(pool, who.account_id, key, 202, answer)
+    return web.json_response(answer, status=202)
 
-    batch_id = str(uuid.uuid4()) if len(recipients) > 1 else None
-    ids = [str(uuid.uuid4()) for _ in recipients]
-    await request.app[AMQP].publish(
-        request.app[AMQP].names.ingest,
+
+async def accept(amqp: Amqp, who: Caller, send: SendRequest) -> dict[str, Any]:
+    """Hand the request to the ingest queue; from the broker's confirm on, it is accepted."""
+    batch_id = str(uuid.uuid4()) if len(send.recipients) > 1 else None
+    ids = [str(uuid.uuid4()) for _ in send.recipients]
+    pairs = list(zip(ids, send.recipients, strict=True))
+    await amqp.publish(
+        amqp.names.ingest,
         {
             "account_id": str(who.account_id),
             "batch_id": batch_id,
-            "body": body,
-            "sender": sender,
-            "client_ref": client_ref,
-            "callback_url": callback_url,
-            "encoding": seg.encoding.value,
-            "segments": seg.segments,
+            "body": send.body,
+            "sender": send.sender,
+            "client_ref": send.client_ref,
+            "callback_url": send.callback_url,
+            "encoding": send.seg.encoding.value,
+            "segments": send.seg.segments,
             "accepted_at": datetime.now(UTC).isoformat(),
-            "recipients": [[mid, to] for mid, to in zip(ids, recipients, strict=True)],
+            "recipients": [[mid, to] for mid, to in pairs],
         },
     )
+    encoding, segments = send.seg.encoding.value, send.seg.segments
     messages = [
-        {
-            "id": mid,
-            "to": to,
-            "status": "queued",
-            "encoding": seg.encoding.value,
-            "segments": seg.segments,
-        }
-        for mid, to in zip(ids, recipients, strict=True)
+        {"id": mid, "to": to, "status": "queued", "encoding": encoding, "segments": segments}
+        for mid, to in pairs
     ]
-    answer: dict[str, Any] = {
-        "batch_id": batch_id,
-        "messages": messages,
-        "estimated_cost": float(estimate) if estimate % 1 else int(estimate),
-    }
-    return web.json_response(answer, status=202)
+    return {"batch_id": batch_id, "messages": messages}
 
 
 async def get_message(request: web.Request) -> web.Response:

@@ -352,3 +352,40 @@ async def test_callback_url_gets_the_status_signed_with_the_account_secret(stack
     )
     verify_standard_webhook(secret, hit.headers, hit.body)
     assert hit.json["data"]["id"] == mid and hit.json["data"]["status"] == "delivered"
+
+
+async def test_idempotency_key_replays_the_first_answer(stack: Stack) -> None:
+    customer = await stack.customer(credits=5)
+    payload = {"to": us_number(), "body": "exactly once"}
+    headers = {**customer.headers, "Idempotency-Key": f"order-{uuid.uuid4().hex}"}
+    url = f"{stack.api}/v1/messages"
+    async with stack.http.post(url, json=payload, headers=headers) as resp:
+        assert resp.status == 202
+        first = await resp.json()
+    async with stack.http.post(url, json=payload, headers=headers) as resp:
+        assert resp.status == 202
+        assert resp.headers["Idempotent-Replayed"] == "true"
+        assert await resp.json() == first
+    async with stack.http.post(url, json={**payload, "body": "other"}, headers=headers) as resp:
+        assert resp.status == 409
+        assert (await resp.json())["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    await stack.final_webhook(customer, first["messages"][0]["id"])
+    count = await stack.pool.fetchval(
+        "SELECT count(*) FROM messages WHERE account_id = $1", customer.account_id
+    )
+    assert count == 1
+    assert await ledger_consistent(stack.pool, customer.account_id) == (Decimal(4), Decimal(4))
+
+
+async def test_idempotency_key_released_when_nothing_was_accepted(stack: Stack) -> None:
+    customer = await stack.customer(credits=1)
+    headers = {**customer.headers, "Idempotency-Key": uuid.uuid4().hex}
+    url = f"{stack.api}/v1/messages"
+    async with stack.http.post(
+        url, json={"to": us_number(), "body": "y" * 300}, headers=headers
+    ) as resp:
+        assert resp.status == 402
+    async with stack.http.post(
+        url, json={"to": us_number(), "body": "short"}, headers=headers
+    ) as resp:
+        assert resp.status == 202
