@@ -182,6 +182,8 @@ async def fault_slice(
     **sim_overrides: Any,
 ) -> AsyncIterator[Slice]:
     """A carrier, a connector routed from ``route_prefix``, and a funded account with a key."""
+    # Every message is delivered unless a test says otherwise: no suffix rules.
+    sim_overrides = {"outcome_rules": {}, "submit_status_rules": {}, **sim_overrides}
     sim = await start_sim(**sim_overrides)
     async with pool.acquire() as conn:
         account_id = await accounts.create_account(conn, name, Decimal(credits), "AU")
