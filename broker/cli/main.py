@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "broker.cli.serve",
     "broker.cli.segment",
     "broker.cli.smsc_sim",
+    "broker.cli.bench",
 )
 
 

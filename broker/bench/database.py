@@ -1,0 +1,125 @@
+"""The bench's own database: created fresh, provisioned, checked after the run, then dropped."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from broker import accounts
+from broker.db import CONNECTION_ERRORS
+from broker.errors import DependencyUnavailable
+from broker.migrate import migrate
+
+SIM_CONNECTOR = "sim"
+SIM_SYSTEM_ID, SIM_PASSWORD = "smsbroker", "secret"
+KEY_RATE_LIMIT = 1_000_000  # requests per minute: never the thing being measured
+
+
+def with_database(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+def fresh_name() -> str:
+    return f"smsbroker_bench_{uuid.uuid4().hex[:10]}"
+
+
+async def _admin(dsn: str) -> asyncpg.Connection:
+    try:
+        conn: asyncpg.Connection = await asyncpg.connect(with_database(dsn, "postgres"), timeout=10)
+    except CONNECTION_ERRORS as exc:
+        where = urlsplit(dsn).netloc.rpartition("@")[2]
+        raise DependencyUnavailable(f"PostgreSQL unreachable at {where}: {exc}") from exc
+    return conn
+
+
+async def create_database(server_dsn: str, name: str) -> str:
+    """Create and migrate database ``name`` on the server of ``server_dsn``; return its DSN."""
+    conn = await _admin(server_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    dsn = with_database(server_dsn, name)
+    await migrate(dsn)
+    return dsn
+
+
+async def drop_database(server_dsn: str, name: str) -> None:
+    conn = await _admin(server_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class Tenant:
+    account_id: uuid.UUID
+    key: str
+    credits: Decimal
+
+
+async def provision(dsn: str, smsc_port: int, credits: Decimal) -> Tenant:
+    """Connector and default route to the simulator, an account and a key for the load."""
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    try:
+        await accounts.add_connector(
+            conn,
+            {
+                "name": SIM_CONNECTOR,
+                "host": "127.0.0.1",
+                "port": smsc_port,
+                "system_id": SIM_SYSTEM_ID,
+                "password": SIM_PASSWORD,
+                "binds": 2,
+                "window_size": 100,
+            },
+        )
+        await accounts.add_route(conn, "", SIM_CONNECTOR, Decimal(1))
+        account_id = await accounts.create_account(conn, "Bench", credits, "US")
+        key = await accounts.create_key(conn, account_id, name="bench", rate_limit=KEY_RATE_LIMIT)
+    finally:
+        await conn.close()
+    return Tenant(account_id, key.secret, credits)
+
+
+@dataclass(frozen=True)
+class Books:
+    """The account's balance, the sum of its ledger, and how many messages it has."""
+
+    balance: Decimal
+    ledger_sum: Decimal
+    messages: int
+
+
+async def read_books(dsn: str, account_id: uuid.UUID) -> Books:
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT a.balance,"
+            " (SELECT coalesce(sum(amount), 0) FROM ledger l WHERE l.account_id = a.id) AS total,"
+            " (SELECT count(*) FROM messages m WHERE m.account_id = a.id) AS messages"
+            " FROM accounts a WHERE a.id = $1",
+            account_id,
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return Books(row["balance"], row["total"], row["messages"])
+
+
+async def backend_pids(dsn: str, name: str) -> list[int]:
+    """Server processes connected to database ``name`` (the bench's own connection excluded)."""
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
+    finally:
+        await conn.close()
+    return [r["pid"] for r in rows]

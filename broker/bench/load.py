@@ -1,0 +1,98 @@
+"""The load: N messages over the HTTP API at a bounded concurrency, on keep-alive connections."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from broker.bench.options import BenchOptions
+
+REQUEST_TIMEOUT = 60.0
+
+
+def recipient(index: int) -> str:
+    """A valid US number; distinct within any request of up to 10,000 recipients."""
+    return f"+1650253{index % 10_000:04d}"
+
+
+def request_payload(index: int, opts: BenchOptions) -> dict[str, Any]:
+    """The ``index``-th request: its share of the messages, the last one possibly smaller."""
+    first = index * opts.recipients_per_request
+    count = min(opts.recipients_per_request, opts.messages - first)
+    numbers = [recipient(first + j) for j in range(count)]
+    to: str | list[str] = numbers[0] if opts.recipients_per_request == 1 else numbers
+    return {"to": to, "body": opts.body}
+
+
+@dataclass
+class LoadResult:
+    sent_at: dict[str, float] = field(default_factory=dict)
+    accept_latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    first_sent: float | None = None
+    last_accepted: float | None = None
+    error_samples: list[str] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return len(self.sent_at)
+
+
+class LoadGenerator:
+    def __init__(self, api_urls: Sequence[str], key: str, opts: BenchOptions) -> None:
+        if not api_urls:
+            raise ValueError("no API to send to")
+        self.urls = [f"{u}/v1/messages" for u in api_urls]
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.opts = opts
+        self.result = LoadResult()
+        self._next = 0
+
+    async def run(self) -> LoadResult:
+        connector = aiohttp.TCPConnector(limit=self.opts.concurrency, keepalive_timeout=60)
+        timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            await asyncio.gather(*(self._sender(session) for _ in range(self.opts.concurrency)))
+        return self.result
+
+    async def _sender(self, session: aiohttp.ClientSession) -> None:
+        while self._next < self.opts.requests:
+            index = self._next
+            self._next += 1
+            await self._send(session, index)
+
+    async def _send(self, session: aiohttp.ClientSession, index: int) -> None:
+        url = self.urls[index % len(self.urls)]
+        payload = request_payload(index, self.opts)
+        out = self.result
+        started = time.monotonic()
+        if out.first_sent is None:
+            out.first_sent = started
+        try:
+            async with session.post(url, json=payload, headers=self.headers) as resp:
+                status = resp.status
+                answer: Any = await resp.json() if status == 202 else await resp.text()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            out.errors[type(exc).__name__] += 1
+            self._sample(f"{type(exc).__name__}: {exc}")
+            return
+        done = time.monotonic()
+        out.statuses[status] += 1
+        if status != 202:
+            self._sample(f"HTTP {status}: {str(answer)[:200]}")
+            return
+        out.accept_latencies.append(done - started)
+        out.last_accepted = done
+        for message in answer["messages"]:
+            out.sent_at[message["id"]] = started
+
+    def _sample(self, text: str) -> None:
+        if len(self.result.error_samples) < 5:
+            self.result.error_samples.append(text)

@@ -1,0 +1,116 @@
+"""`smsbroker bench`: the whole pipeline on this machine against the simulated carrier."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from broker.bench.options import BenchOptions
+from broker.bench.report import BenchResult, render_text
+from broker.errors import BrokerError, InputError
+from broker.smsc_sim.config import parse_delay
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+
+
+def _delay(text: str) -> tuple[float, float]:
+    try:
+        return parse_delay(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "bench",
+        help="measure the whole pipeline on this machine with the simulated carrier",
+        description=(
+            "Send N messages through the HTTP API at a given concurrency to a gateway started "
+            "for the run (api, worker and smsc-sim processes, a fresh database and queue "
+            "prefix), receive their status webhooks, and print the accept rate, the "
+            "end-to-end rate, latency percentiles, each process's peak memory and CPU, and "
+            "whether anything was lost. Exit code 1 if anything was lost or the books do not "
+            "balance. Uses DATABASE_URL (its server; the database named there is not touched) "
+            "and AMQP_URL."
+        ),
+    )
+    add = p.add_argument
+    add("-n", "--messages", type=int, default=10_000, help="messages to send (default 10000)")
+    add("-c", "--concurrency", type=int, default=50, help="requests in flight (default 50)")
+    add(
+        "--recipients-per-request",
+        type=int,
+        default=1,
+        metavar="R",
+        help="recipients per request; more than 1 sends batches (default 1)",
+    )
+    add("--body", default=BenchOptions.body, help="the message text")
+    add("--api-procs", type=int, default=1, help="API processes, each on its own port")
+    add("--worker-procs", type=int, default=1, help="worker processes (each runs every role)")
+    add(
+        "--split-roles",
+        action="store_true",
+        help="one process per worker role (times --worker-procs)",
+    )
+    add(
+        "--in-process",
+        action="store_true",
+        help="run the gateway inside the bench's own event loop instead",
+    )
+    add(
+        "--receipt-delay",
+        type=_delay,
+        default=(0.01, 0.05),
+        metavar="S[-S]",
+        help="the simulated carrier's receipt delay (default 0.01-0.05)",
+    )
+    add("--timeout", type=float, default=600.0, help="seconds for the load and its webhooks")
+    add("--keep", action="store_true", help="keep the database, queues and logs of the run")
+    add("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_bench)  # fmt: skip
+
+
+def options_from_args(args: argparse.Namespace) -> BenchOptions:
+    return BenchOptions(
+        messages=args.messages,
+        concurrency=args.concurrency,
+        recipients_per_request=args.recipients_per_request,
+        body=args.body,
+        api_procs=args.api_procs,
+        worker_procs=args.worker_procs,
+        split_roles=args.split_roles,
+        in_process=args.in_process,
+        receipt_delay=args.receipt_delay,
+        timeout=args.timeout,
+        keep=args.keep,
+    )
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from broker.bench.run import run_bench
+
+    try:
+        opts = options_from_args(args)
+    except InputError as exc:
+        print(f"smsbroker bench: error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            result: BenchResult = runner.run(run_bench(opts))
+    except BrokerError as exc:
+        print(f"smsbroker bench: error: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    print(result.to_json() if args.json else render_text(result), flush=True)
+    return EXIT_OK if result.ok else EXIT_FAILED
