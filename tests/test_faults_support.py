@@ -114,11 +114,11 @@ class Slice:
             assert worker.running, f"the worker exited:\n{worker.log_tail()}"
             await asyncio.sleep(0.01)
 
-    async def wait_final(self, ids: list[str]) -> dict[str, str]:
+    async def wait_final(self, ids: list[str], *, within: float = FINAL_DEADLINE) -> dict[str, str]:
         """Poll until every message is in a final state; their statuses by id."""
         wanted = [uuid.UUID(i) for i in ids]
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + FINAL_DEADLINE
+        deadline = loop.time() + within
         while True:
             rows = await self.pool.fetch(
                 "SELECT id, status FROM messages WHERE id = ANY($1::uuid[])", wanted
