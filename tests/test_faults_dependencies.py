@@ -144,3 +144,61 @@ async def test_dependency_cut_then_back(settings: Settings, pool: asyncpg.Pool, 
         statuses = await piece.wait_final(ids)
         assert set(statuses.values()) == {"delivered"}
         await piece.assert_charged_once(ids)
+
+
+WORKER_CASES = {
+    # id: (Settings field behind the proxy, route prefix)
+    "rabbitmq": ("amqp_url", "614915712"),
+    "postgres": ("database_url", "614915713"),
+}
+
+
+CONSUMERS_NOT_RESTORED = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "broker/queues.py Amqp.consume takes its queue with channel.get_queue(ensure=False),"
+        " which the robust channel does not remember, so its consumer is not restored after a"
+        " reconnect: the workers stop consuming for good"
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param("rabbitmq", marks=CONSUMERS_NOT_RESTORED), "postgres"]
+)
+async def test_workers_lose_dependency_mid_stream(
+    settings: Settings, pool: asyncpg.Pool, case: str
+) -> None:
+    dependency, prefix = WORKER_CASES[case]
+    async with (
+        # The carrier keeps offering receipts the gateway cannot make durable yet, as real
+        # carriers do for hours.
+        fault_slice(
+            settings, pool, f"fw-{case}", prefix, receipt_max_attempts=1000, receipt_retry_delay=0.5
+        ) as piece,
+        proxy_for(getattr(settings, dependency)) as proxy,
+    ):
+        worker_settings = with_settings(
+            piece.settings, **{dependency: proxied(getattr(settings, dependency), proxy)}
+        )
+        async with workers(worker_settings), api_server(piece.settings) as piece.api:
+            sender = asyncio.ensure_future(piece.send_many(150))
+            await piece.wait_count(20)
+            await proxy.cut(reset=True)
+            ids = await sender
+            await wait_refused(proxy, 2)
+            await proxy.restore()
+            # The client's reconnect interval (5 s for RabbitMQ) plus the work left.
+            statuses = await piece.wait_final(ids, within=30.0)
+        assert set(statuses.values()) == {"delivered"}
+        await piece.assert_charged_once(ids)
+        await piece.assert_parts_unique(ids)
+
+
+async def wait_refused(proxy: TcpProxy, attempts: int) -> None:
+    """Until the workers have tried, and failed, to reconnect ``attempts`` times."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + FINAL_DEADLINE
+    while proxy.refused < attempts:
+        assert loop.time() < deadline, f"{proxy.refused} reconnect attempts of {attempts}"
+        await asyncio.sleep(0.05)
