@@ -79,7 +79,7 @@ class Amqp:
         self.names = names
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
-        self._declared: set[str] = set()
+        self._declared: dict[str, dict[str, Any]] = {}
 
     async def connect(self) -> None:
         try:
@@ -115,10 +115,9 @@ class Amqp:
         if name in self._declared:
             return
         channel = await self._publish_channel()
-        await channel.declare_queue(
-            name, durable=True, arguments={"x-queue-type": "quorum", **arguments}
-        )
-        self._declared.add(name)
+        full = {"x-queue-type": "quorum", **arguments}
+        await channel.declare_queue(name, durable=True, arguments=full)
+        self._declared[name] = full
 
     async def declare_topology(self, retry_delays: tuple[float, ...]) -> None:
         for name in (self.names.ingest, self.names.events, self.names.webhooks):
@@ -170,9 +169,21 @@ class Amqp:
         prefetch: int,
     ) -> AbstractQueue:
         """Consume on a channel of its own, so a slow consumer never blocks publishing."""
-        await self.declare(queue)
-        channel = await self.connection.channel()
-        await channel.set_qos(prefetch_count=prefetch)
-        q = await channel.get_queue(queue, ensure=False)
+        channel = await self.consumer_channel(prefetch)
+        q = await self.queue_on(channel, queue)
         await q.consume(handler)
         return q
+
+    async def consumer_channel(self, prefetch: int) -> AbstractRobustChannel:
+        channel = await self.connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        return channel
+
+    async def queue_on(self, channel: AbstractRobustChannel, queue: str) -> AbstractQueue:
+        """The queue, declared on this channel so that a reconnect restores its consumers.
+
+        A robust channel re-creates only the queues declared through it, and with them their
+        consumers; a queue merely looked up would stay silent after RabbitMQ comes back.
+        """
+        await self.declare(queue)
+        return await channel.declare_queue(queue, durable=True, arguments=self._declared[queue])

@@ -153,19 +153,7 @@ WORKER_CASES = {
 }
 
 
-CONSUMERS_NOT_RESTORED = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "broker/queues.py Amqp.consume takes its queue with channel.get_queue(ensure=False),"
-        " which the robust channel does not remember, so its consumer is not restored after a"
-        " reconnect: the workers stop consuming for good"
-    ),
-)
-
-
-@pytest.mark.parametrize(
-    "case", [pytest.param("rabbitmq", marks=CONSUMERS_NOT_RESTORED), "postgres"]
-)
+@pytest.mark.parametrize("case", ["rabbitmq", "postgres"])
 async def test_workers_lose_dependency_mid_stream(
     settings: Settings, pool: asyncpg.Pool, case: str
 ) -> None:

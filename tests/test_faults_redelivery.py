@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import pytest
 
 from broker.config import Settings
 from broker.queues import Amqp, QueueNames
@@ -97,14 +96,6 @@ async def test_redelivered_after_processing(settings: Settings, pool: asyncpg.Po
         await check_once(piece, payload, marker)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "workers/charge.py ChargeWorker.handle does not de-duplicate message ids within a batch:"
-        " both copies are charged, the second ledger 'charge' row violates ledger_one_charge,"
-        " and the whole batch is requeued forever"
-    ),
-)
 async def test_both_copies_in_one_batch(settings: Settings, pool: asyncpg.Pool) -> None:
     async with (
         fault_slice(settings, pool, "fr-same", "614915711") as piece,

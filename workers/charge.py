@@ -150,6 +150,9 @@ class ChargeWorker:
                 messages.extend(unpack(loads(delivery.body)))
             except (KeyError, ValueError, TypeError) as exc:
                 log.error("malformed ingest payload dropped", error=str(exc))
+        # The same request can arrive twice in one batch (a redelivery next to its original):
+        # keep each message once, or its second copy would be charged as new.
+        messages = list({m.id: m for m in reversed(messages)}.values())[::-1]
         if not messages:
             return
         await self.routes.refresh(self.pool)

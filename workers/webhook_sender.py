@@ -81,9 +81,9 @@ class WebhookSender:
             connector=aiohttp.TCPConnector(limit=self._concurrency, keepalive_timeout=30),
             timeout=aiohttp.ClientTimeout(total=self._settings.webhook_timeout),
         )
-        self._channel = await self._amqp.connection.channel()
-        await self._channel.set_qos(prefetch_count=self._prefetch)
-        self._queue = await self._channel.get_queue(self._amqp.names.webhooks, ensure=False)
+        channel = await self._amqp.consumer_channel(self._prefetch)
+        self._channel = channel
+        self._queue = await self._amqp.queue_on(channel, self._amqp.names.webhooks)
         self._consumer_tag = await self._queue.consume(self._on_message)
         log.info("webhook sender started", queue=self._amqp.names.webhooks)
 
