@@ -182,13 +182,21 @@ async def fault_slice(
     **sim_overrides: Any,
 ) -> AsyncIterator[Slice]:
     """A carrier, a connector routed from ``route_prefix``, and a funded account with a key."""
+    # A carrier account of its own: a stale connector of an earlier test whose carrier had the
+    # same ephemeral port cannot bind here and take this slice's receipts.
+    system_id = f"f{uuid.uuid4().hex[:12]}"
     # Every message is delivered unless a test says otherwise: no suffix rules.
-    sim_overrides = {"outcome_rules": {}, "submit_status_rules": {}, **sim_overrides}
+    sim_overrides = {
+        "outcome_rules": {},
+        "submit_status_rules": {},
+        "accounts": {system_id: "secret"},
+        **sim_overrides,
+    }
     sim = await start_sim(**sim_overrides)
     async with pool.acquire() as conn:
         account_id = await accounts.create_account(conn, name, Decimal(credits), "AU")
         key = await accounts.create_key(conn, account_id, rate_limit=1_000_000)
-    await add_connector(pool, name, sim.port, window_size=window)
+    await add_connector(pool, name, sim.port, system_id=system_id, window_size=window)
     async with pool.acquire() as conn:
         await accounts.add_route(conn, route_prefix, name, Decimal(1))
     settings = with_settings(base, queue_prefix=name)
@@ -198,6 +206,9 @@ async def fault_slice(
     finally:
         await piece.http.close()
         await sim.stop()
+        # Receipts for submissions a fault orphaned (accepted by the carrier, answer lost,
+        # resubmitted) stay parked; they are this slice's, not other tests' business.
+        await pool.execute("DELETE FROM pending_receipts WHERE connector = $1", name)
 
 
 @contextlib.asynccontextmanager
