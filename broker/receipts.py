@@ -48,12 +48,7 @@ UPDATE message_parts p SET status = u.status, error_code = u.error, done_at = no
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
        AS u(connector, carrier_id, status, error)
  WHERE p.connector = u.connector AND p.carrier_id = u.carrier_id AND p.status = 'sent'
-RETURNING p.message_id
-"""
-
-_KNOWN_PARTS = """
-SELECT connector, carrier_id FROM message_parts
- WHERE (connector, carrier_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+RETURNING p.message_id, p.connector, p.carrier_id
 """
 
 _PARK = """
@@ -126,11 +121,11 @@ async def apply_receipts(
         [u.error_code for u in updates],
     )
     if park_unknown:
-        known = {
-            (r["connector"], r["carrier_id"])
-            for r in await conn.fetch(_KNOWN_PARTS, connectors, carrier_ids)
-        }
-        unknown = [u for u in updates if (u.connector, u.carrier_id) not in known]
+        # Park whatever this UPDATE did not apply, without asking why: its part may not be
+        # recorded yet, or may have been committed a moment after the UPDATE's snapshot. The
+        # sweep applies it once the part is there, and drops it if the part is final already.
+        applied = {(r["connector"], r["carrier_id"]) for r in touched}
+        unknown = [u for u in updates if (u.connector, u.carrier_id) not in applied]
         if unknown:
             await conn.execute(
                 _PARK,

@@ -1,0 +1,152 @@
+"""Receipts against the real schema: applied once, parked when early, never moving back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from broker.receipts import ReceiptUpdate, apply_receipts, match_pending
+
+
+@pytest.fixture
+async def conn(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    async with pool.acquire() as c:
+        tx = c.transaction()
+        await tx.start()
+        try:
+            yield c
+        finally:
+            await tx.rollback()
+
+
+async def sent_message(
+    conn: asyncpg.Connection, connector: str, carrier_ids: list[str]
+) -> uuid.UUID:
+    account = await conn.fetchval(
+        "INSERT INTO accounts (name, webhook_secret) VALUES ('r', 's') RETURNING id"
+    )
+    mid = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO messages (id, account_id, to_number, body, encoding, segments, status,"
+        " connector) VALUES ($1, $2, '+14155552671', 'b', 'GSM7', $3, 'sent', $4)",
+        mid,
+        account,
+        len(carrier_ids),
+        connector,
+    )
+    for seq, carrier_id in enumerate(carrier_ids, start=1):
+        await add_part(conn, mid, seq, connector, carrier_id)
+    return mid
+
+
+async def add_part(
+    conn: asyncpg.Connection, mid: uuid.UUID, seq: int, connector: str, carrier_id: str
+) -> None:
+    await conn.execute(
+        "INSERT INTO message_parts (message_id, seq, connector, carrier_id, status)"
+        " VALUES ($1, $2, $3, $4, 'sent')",
+        mid,
+        seq,
+        connector,
+        carrier_id,
+    )
+
+
+@pytest.fixture
+async def connector(conn: asyncpg.Connection) -> str:
+    name = f"r{uuid.uuid4().hex[:8]}"
+    await conn.execute(
+        "INSERT INTO connectors (name, host, port, system_id, password)"
+        " VALUES ($1, 'h', 1, 's', 'p')",
+        name,
+    )
+    return name
+
+
+async def status(conn: asyncpg.Connection, mid: uuid.UUID) -> str:
+    value: str = await conn.fetchval("SELECT status FROM messages WHERE id = $1", mid)
+    return value
+
+
+async def test_multipart_delivered_only_when_every_part_is(
+    conn: asyncpg.Connection, connector: str
+) -> None:
+    mid = await sent_message(conn, connector, ["a1", "a2"])
+    assert await apply_receipts(conn, [ReceiptUpdate(connector, "a1", "DELIVRD", None)]) == []
+    assert await status(conn, mid) == "sent"
+    [row] = await apply_receipts(conn, [ReceiptUpdate(connector, "a2", "DELIVRD", None)])
+    assert row["id"] == mid and row["status"] == "delivered"
+
+
+async def test_one_undelivered_part_settles_the_message(
+    conn: asyncpg.Connection, connector: str
+) -> None:
+    mid = await sent_message(conn, connector, ["b1", "b2"])
+    [row] = await apply_receipts(conn, [ReceiptUpdate(connector, "b2", "EXPIRED", "027")])
+    assert row["status"] == "undelivered" and row["error_code"] == "EXPIRED"
+    # A later DELIVRD for the other part changes the part, never the settled message.
+    assert await apply_receipts(conn, [ReceiptUpdate(connector, "b1", "DELIVRD", None)]) == []
+    assert await status(conn, mid) == "undelivered"
+
+
+async def test_intermediate_states_change_nothing(conn: asyncpg.Connection, connector: str) -> None:
+    mid = await sent_message(conn, connector, ["c1"])
+    updates = [ReceiptUpdate(connector, "c1", s, None) for s in ("ACCEPTD", "ENROUTE")]
+    assert await apply_receipts(conn, updates) == []
+    assert await status(conn, mid) == "sent"
+    assert (
+        await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE connector = $1", connector)
+        == 0
+    )
+
+
+async def test_early_receipt_is_parked_then_matched(
+    conn: asyncpg.Connection, connector: str
+) -> None:
+    mid = await sent_message(conn, connector, ["d1"])
+    assert await apply_receipts(conn, [ReceiptUpdate(connector, "d2", "DELIVRD", None)]) == []
+    parked = await conn.fetchval(
+        "SELECT count(*) FROM pending_receipts WHERE connector = $1", connector
+    )
+    assert parked == 1
+    await conn.execute("UPDATE messages SET segments = 2 WHERE id = $1", mid)
+    await add_part(conn, mid, 2, connector, "d2")
+    assert await match_pending(conn) == []  # part 1 still awaits its receipt
+    [row] = await apply_receipts(conn, [ReceiptUpdate(connector, "d1", "DELIVRD", None)])
+    assert row["status"] == "delivered"
+    assert (
+        await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE connector = $1", connector)
+        == 0
+    )
+
+
+async def test_receipt_not_applied_is_always_parked(
+    conn: asyncpg.Connection, connector: str
+) -> None:
+    """Whatever the UPDATE did not apply is kept for the sweep: nothing falls between."""
+    mid = await sent_message(conn, connector, ["e1"])
+    await apply_receipts(conn, [ReceiptUpdate(connector, "e1", "DELIVRD", None)])
+    duplicate = ReceiptUpdate(connector, "e1", "UNDELIV", "001")
+    assert await apply_receipts(conn, [duplicate]) == []
+    assert (
+        await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE connector = $1", connector)
+        == 1
+    )
+    assert await match_pending(conn) == []
+    assert (
+        await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE connector = $1", connector)
+        == 0
+    )
+    assert await status(conn, mid) == "delivered"
+
+
+async def test_final_state_is_never_overwritten_by_the_schema(
+    conn: asyncpg.Connection, connector: str
+) -> None:
+    mid = await sent_message(conn, connector, ["f1"])
+    await apply_receipts(conn, [ReceiptUpdate(connector, "f1", "DELIVRD", None)])
+    with pytest.raises(asyncpg.CheckViolationError):
+        await conn.execute("UPDATE messages SET status = 'sent' WHERE id = $1", mid)
