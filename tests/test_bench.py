@@ -210,7 +210,8 @@ def test_result_counts_a_lost_message_and_wrong_books() -> None:
         "a": Outcome(1.0, "delivered", 1),
         "b": Outcome(1.5, "failed", 1),  # refunded: not charged
     }
-    result = _result_of(accepted, outcomes, Books(Decimal(99), Decimal(98), 3))
+    books = Books(Decimal(99), Decimal(98), 3, {"delivered": 1, "failed": 1, "sent": 1})
+    result = _result_of(accepted, outcomes, books)
     k = result.correctness
     assert (k["lost"], k["lost_sample"], k["charged"]) == (1, ["c"], 1)
     assert k["balance_ok"] is True and k["ledger_ok"] is False
@@ -218,7 +219,9 @@ def test_result_counts_a_lost_message_and_wrong_books() -> None:
     assert any("never reached a final status" in p for p in result.problems)
     assert any("sum of the ledger" in p for p in result.problems)
     assert result.statuses == {"delivered": 1, "failed": 1}
-    assert "FAILED" in render_text(result)
+    text = render_text(result)
+    assert "FAILED" in text
+    assert "in the database: delivered 1, failed 1, sent 1" in text
 
 
 def test_result_of_a_clean_run() -> None:
@@ -347,3 +350,44 @@ def test_command_refuses_bad_options() -> None:
     )
     assert done.returncode == 2
     assert "messages must be between 1" in done.stderr
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+async def test_sigterm_stops_children_and_drops_the_database(pg_dsn: str, amqp_url: str) -> None:
+    before = await _bench_databases(pg_dsn)
+    env = {**os.environ, "DATABASE_URL": pg_dsn, "AMQP_URL": amqp_url}
+    bench = await asyncio.create_subprocess_exec(
+        SMSBROKER,
+        "bench",
+        "-n",
+        "1000000",
+        "-c",
+        "4",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    children: list[int] = []
+    async with asyncio.timeout(120):
+        while len(children) < 3:  # carrier, worker, API: the load is about to start
+            assert bench.returncode is None
+            await asyncio.sleep(0.2)
+            children = _children_of(bench.pid)
+    bench.terminate()
+    async with asyncio.timeout(120):
+        _, stderr = await bench.communicate()
+    assert bench.returncode == 130, stderr.decode()[-2000:]
+    assert b"interrupted" in stderr
+    assert all(not Path(f"/proc/{pid}").exists() for pid in children)
+    assert await _bench_databases(pg_dsn) == before

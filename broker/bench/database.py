@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -94,6 +94,8 @@ class Books:
     balance: Decimal
     ledger_sum: Decimal
     messages: int
+    #: How many of the account's messages are in each status: where lost ones are stuck.
+    statuses: dict[str, int] = field(default_factory=dict)
 
 
 async def read_books(dsn: str, account_id: uuid.UUID) -> Books:
@@ -106,10 +108,15 @@ async def read_books(dsn: str, account_id: uuid.UUID) -> Books:
             " FROM accounts a WHERE a.id = $1",
             account_id,
         )
+        statuses = await conn.fetch(
+            "SELECT status, count(*) AS n FROM messages WHERE account_id = $1 GROUP BY status",
+            account_id,
+        )
     finally:
         await conn.close()
     assert row is not None
-    return Books(row["balance"], row["total"], row["messages"])
+    by_status = {r["status"]: r["n"] for r in sorted(statuses, key=lambda r: r["status"])}
+    return Books(row["balance"], row["total"], row["messages"], by_status)
 
 
 async def backend_pids(dsn: str, name: str) -> list[int]:

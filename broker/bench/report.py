@@ -89,11 +89,14 @@ def render_text(result: BenchResult) -> str:
 
 
 def _correctness_line(k: dict[str, Any]) -> str:
+    stuck = ""
+    if k["lost"]:
+        stuck = "\nin the database: " + ", ".join(f"{s} {n:,}" for s, n in k["db_statuses"].items())
     return (
         f"lost {k['lost']:,}, duplicate webhooks {k['duplicate_webhooks']:,}, "
         f"messages in db {k['messages_in_db']:,}; balance {k['balance']} = "
         f"{k['initial_credits']} - charged {k['charged']}: {'yes' if k['balance_ok'] else 'NO'}; "
-        f"ledger sum {k['ledger_sum']}: {'yes' if k['ledger_ok'] else 'NO'}"
+        f"ledger sum {k['ledger_sum']}: {'yes' if k['ledger_ok'] else 'NO'}" + stuck
     )
 
 

@@ -82,7 +82,8 @@ async def run_bench(opts: BenchOptions, settings: Settings | None = None) -> Ben
             await _remove(settings, name, bench_settings)
             if not failed and stack.log_dir is not None:
                 shutil.rmtree(stack.log_dir, ignore_errors=True)
-    result.log_dir = str(stack.log_dir) if stack.log_dir is not None and failed else None
+    if stack.log_dir is not None and (failed or opts.keep):
+        result.log_dir = str(stack.log_dir)
     if opts.keep:
         result.config.update(database=name, queue_prefix=prefix)
     return result
@@ -228,6 +229,7 @@ def _correctness(
         "duplicate_webhooks": receiver.duplicates,
         "unexpected_webhooks": sum(1 for m in receiver.outcomes if m not in load.sent_at),
         "messages_in_db": books.messages,
+        "db_statuses": books.statuses,
         "initial_credits": _plain(tenant.credits),
         "charged": _plain(charged),
         "balance": _plain(books.balance),

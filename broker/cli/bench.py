@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +14,7 @@ from broker.bench.report import BenchResult, render_text
 from broker.errors import BrokerError, InputError
 from broker.smsc_sim.config import parse_delay
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def _delay(text: str) -> tuple[float, float]:
@@ -98,9 +99,21 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+async def _until_signal(opts: BenchOptions) -> BenchResult:
+    """SIGTERM cancels the run like Ctrl-C does, so that its cleanup still happens."""
     from broker.bench.run import run_bench
 
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await run_bench(opts)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
     try:
         opts = options_from_args(args)
     except InputError as exc:
@@ -108,9 +121,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            result: BenchResult = runner.run(run_bench(opts))
+            result: BenchResult = runner.run(_until_signal(opts))
     except BrokerError as exc:
         print(f"smsbroker bench: error: {exc.message}", file=sys.stderr)
         return EXIT_ERROR
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("smsbroker bench: interrupted; the run's processes were stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(result.to_json() if args.json else render_text(result), flush=True)
     return EXIT_OK if result.ok else EXIT_FAILED
