@@ -10,12 +10,13 @@ from aiohttp.typedefs import Handler
 
 from api import account, health, messages
 from api.auth import RateLimiter, auth_middleware
-from api.context import AMQP, POOL, ROUTES, SETTINGS
+from api.context import AMQP, INGEST, POOL, ROUTES, SETTINGS
 from api.errors import error_body, error_response
 from api.webhooks import register as register_webhooks
 from broker.config import Settings
 from broker.db import create_pool
 from broker.errors import BrokerError
+from broker.packing import PackedPublisher
 from broker.queues import Amqp, QueueNames
 from broker.routing import RouteTable
 
@@ -66,6 +67,7 @@ def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Applicati
         if own:
             await app[AMQP].connect()
             await app[AMQP].declare_topology(settings.webhook_retry_delays)
+        app[INGEST] = PackedPublisher(app[AMQP], app[AMQP].names.ingest, "requests")
         yield
         if own:
             await app[AMQP].close()

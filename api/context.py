@@ -9,12 +9,14 @@ import asyncpg
 from aiohttp import web
 
 from broker.config import Settings
+from broker.packing import PackedPublisher
 from broker.queues import Amqp
 from broker.routing import RouteTable
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 AMQP = web.AppKey("amqp", Amqp)
+INGEST = web.AppKey("ingest", PackedPublisher)
 ROUTES = web.AppKey("routes", RouteTable)
 
 

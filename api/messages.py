@@ -20,14 +20,14 @@ from typing import Any
 from aiohttp import web
 
 from api import idempotency
-from api.context import AMQP, POOL, ROUTES, SETTINGS, Caller, caller
+from api.context import INGEST, POOL, ROUTES, SETTINGS, Caller, caller
 from api.errors import ApiError
 from broker.accounts import parse_uuid
 from broker.config import Settings
 from broker.db import unavailable_as_error
 from broker.errors import BrokerError, InputError, InsufficientCredits, NotFound
+from broker.packing import PackedPublisher
 from broker.phone import check_sender, parse_recipients
-from broker.queues import Amqp
 from broker.resources import MESSAGE_COLUMNS, iso, message_resource, part_resource
 from broker.segmentation import Segmentation, split
 
@@ -147,7 +147,7 @@ async def send_messages(request: web.Request) -> web.Response:
                 earlier[1], status=earlier[0], headers={"Idempotent-Replayed": "true"}
             )
     try:
-        answer = await accept(request.app[AMQP], who, send)
+        answer = await accept(request.app[INGEST], who, send)
     except BrokerError:
         if key is not None:
             await idempotency.release(pool, who.account_id, key)
@@ -158,13 +158,12 @@ async def send_messages(request: web.Request) -> web.Response:
     return web.json_response(answer, status=202)
 
 
-async def accept(amqp: Amqp, who: Caller, send: SendRequest) -> dict[str, Any]:
+async def accept(ingest: PackedPublisher, who: Caller, send: SendRequest) -> dict[str, Any]:
     """Hand the request to the ingest queue; from the broker's confirm on, it is accepted."""
     batch_id = str(uuid.uuid4()) if len(send.recipients) > 1 else None
     ids = [str(uuid.uuid4()) for _ in send.recipients]
     pairs = list(zip(ids, send.recipients, strict=True))
-    await amqp.publish(
-        amqp.names.ingest,
+    await ingest.publish(
         {
             "account_id": str(who.account_id),
             "batch_id": batch_id,

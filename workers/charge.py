@@ -1,6 +1,7 @@
 """The charge worker: accepted requests become message rows, charged exactly once.
 
-Input: the ingest queue, one AMQP message per API request. Per batch, in one transaction:
+Input: the ingest queue, where API requests arrive packed (``{"requests": [...]}``) by the API
+processes that accepted them. Per batch, in one transaction:
 insert the messages (a redelivered request inserts nothing: the ids exist), take each account's
 cost in one conditional UPDATE that never lets a balance go negative, write the ledger rows, and
 fail what no route or no credit can carry. Then hand the charged messages on, packed per
@@ -130,6 +131,29 @@ def unpack(payload: dict[str, Any]) -> list[NewMessage]:
     ]
 
 
+def read_ingest(deliveries: list[AbstractIncomingMessage]) -> list[NewMessage]:
+    """Every message of every request in the batch, each once, in arrival order.
+
+    The same request can arrive twice in one batch (a redelivery next to its original); its
+    second copy must not be charged as new. Malformed payloads are logged and skipped.
+    """
+    messages: dict[UUID, NewMessage] = {}
+    for delivery in deliveries:
+        try:
+            payload = loads(delivery.body)
+            requests = payload.get("requests", [payload])
+        except (AttributeError, ValueError, TypeError) as exc:
+            log.error("malformed ingest payload dropped", error=str(exc))
+            continue
+        for request in requests:
+            try:
+                for m in unpack(request):
+                    messages.setdefault(m.id, m)
+            except (KeyError, ValueError, TypeError) as exc:
+                log.error("malformed ingest request dropped", error=str(exc))
+    return list(messages.values())
+
+
 class ChargeWorker:
     def __init__(self, pool: asyncpg.Pool, amqp: Amqp, *, batch_size: int = 200) -> None:
         self.pool = pool
@@ -144,15 +168,7 @@ class ChargeWorker:
         await self.consumer.drain()
 
     async def handle(self, deliveries: list[AbstractIncomingMessage]) -> None:
-        messages: list[NewMessage] = []
-        for delivery in deliveries:
-            try:
-                messages.extend(unpack(loads(delivery.body)))
-            except (KeyError, ValueError, TypeError) as exc:
-                log.error("malformed ingest payload dropped", error=str(exc))
-        # The same request can arrive twice in one batch (a redelivery next to its original):
-        # keep each message once, or its second copy would be charged as new.
-        messages = list({m.id: m for m in reversed(messages)}.values())[::-1]
+        messages = read_ingest(deliveries)
         if not messages:
             return
         await self.routes.refresh(self.pool)

@@ -7,14 +7,14 @@ per second cost a few publishes, not thousands.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from broker.errors import BrokerError, DependencyUnavailable
+from broker.errors import DependencyUnavailable
+from broker.packing import PackedPublisher
 from broker.queues import Amqp
 from broker.segmentation import decode_short_message
 from broker.smpp.constants import ESM_UDHI, Tag
@@ -67,46 +67,16 @@ def deliver_event(connector: str, id_format: IdFormat, pdu: Pdu) -> dict[str, An
 
 class DeliverForwarder:
     def __init__(self, amqp: Amqp, *, max_batch: int = 500, max_wait: float = 0.003) -> None:
-        self.amqp = amqp
         self.id_formats: dict[str, IdFormat] = {}
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
-        self._max_batch = max_batch
-        self._max_wait = max_wait
-        self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._packer = PackedPublisher(
+            amqp, amqp.names.events, "events", max_items=max_batch, max_wait=max_wait
+        )
 
     async def on_deliver(self, connector: str, pdu: Pdu) -> None:
         """Return once the event is durable; raise (→ a temporary error to the SMSC) if not."""
         event = deliver_event(connector, self.id_formats.get(connector, "as-is"), pdu)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((event, future))
-        if len(self._pending) >= self._max_batch:
-            self._flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._max_wait, self._flush)
-        await future
-
-    def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        batch, self._pending = self._pending, []
-        if batch:
-            task = asyncio.create_task(self._publish(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _publish(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
-        error: BrokerError | None = None
         try:
-            await self.amqp.publish(self.amqp.names.events, {"events": [e for e, _ in batch]})
-        except DependencyUnavailable as exc:
-            log.warning("deliver_sm not made durable; the SMSC will resend", error=exc.message)
-            error = exc
-        for _, future in batch:
-            if future.done():
-                continue
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
+            await self._packer.publish(event)
+        except DependencyUnavailable:
+            log.warning("deliver_sm not made durable; the SMSC will resend", connector=connector)
+            raise
