@@ -11,7 +11,7 @@ import asyncpg
 from broker.bench.database import backend_pids
 from broker.bench.procstat import Tracked, is_named, pids_named
 
-SAMPLE_EVERY = 1.0
+SAMPLE_EVERY = 0.5
 BENCH, RABBITMQ, POSTGRES = "bench (load + receiver)", "rabbitmq (beam.smp)", "postgres backends"
 BENCH_WITH_GATEWAY = "bench (gateway + load + receiver)"
 
@@ -28,7 +28,7 @@ class Meters:
             tracked.add(pid, baseline=True)
             self.groups.append(tracked)
         self.bench = self._group(bench_label, [os.getpid()])
-        self.rabbitmq = Tracked(RABBITMQ)
+        self.rabbitmq = Tracked(RABBITMQ, sampled_rss=True)
         self.postgres = Tracked(POSTGRES)
         self.groups += [self.bench, self.rabbitmq, self.postgres]
 
@@ -73,6 +73,7 @@ class Meters:
                 "name": g.name,
                 "processes": len(g.pids),
                 "peak_rss_kb": g.peak_rss_kb,
+                "peak_source": "VmRSS sampled during the run" if g.sampled_rss else "VmHWM",
                 "cpu_s": g.cpu_s,
             }
             for g in self.groups

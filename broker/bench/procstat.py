@@ -15,13 +15,13 @@ PROC = Path("/proc")
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def peak_rss_kb(pid: int, proc: Path = PROC) -> int | None:
-    """VmHWM of a live process in KiB."""
+def peak_rss_kb(pid: int, proc: Path = PROC, *, field: str = "VmHWM") -> int | None:
+    """VmHWM (or another size field, such as VmRSS) of a live process in KiB."""
     try:
         text = (proc / str(pid) / "status").read_text()
     except OSError:
         return None
-    return parse_status_field(text, "VmHWM")
+    return parse_status_field(text, field)
 
 
 def parse_status_field(text: str, name: str) -> int | None:
@@ -84,6 +84,9 @@ class Tracked:
     """One process (or a group, such as PostgreSQL backends) whose figures are reported."""
 
     name: str
+    #: For a process older than the run (RabbitMQ), VmHWM is the peak of its whole life: the
+    #: largest VmRSS seen while sampling is reported instead.
+    sampled_rss: bool = False
     pids: set[int] = field(default_factory=set)
     peak_kb: dict[int, int] = field(default_factory=dict)
     cpu_start: dict[int, float] = field(default_factory=dict)
@@ -109,7 +112,7 @@ class Tracked:
     def sample(self) -> None:
         """Record what live processes show; an exited process keeps its last reading."""
         for pid in self.pids:
-            peak = peak_rss_kb(pid)
+            peak = peak_rss_kb(pid, field="VmRSS" if self.sampled_rss else "VmHWM")
             if peak is not None:
                 self.peak_kb[pid] = max(peak, self.peak_kb.get(pid, 0))
             cpu = cpu_seconds(pid)

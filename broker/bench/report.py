@@ -73,6 +73,10 @@ def render_text(result: BenchResult) -> str:
         lines.append(
             f"{p['name']:28} {p['processes']:>3} {_mib(p['peak_rss_kb']):>12} {_num(p['cpu_s']):>9}"
         )
+    lines.append(
+        "peak RSS: VmHWM; for RabbitMQ, which predates the run, the largest VmRSS sampled during"
+        " it. CPU: seconds used during the load."
+    )
     cpu = result.cpu
     lines += [
         f"CPU per message: {_num(cpu['ms_per_message'], ' ms')} ({cpu['scope']})",
