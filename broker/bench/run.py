@@ -76,6 +76,9 @@ async def run_bench(opts: BenchOptions, settings: Settings | None = None) -> Ben
         if stack.log_dir is None:
             raise
         raise BenchFailed(f"{exc.message} (logs: {stack.log_dir})") from exc
+    except asyncio.CancelledError:
+        failed = False  # interrupted, not broken: nothing to look into afterwards
+        raise
     finally:
         await _teardown(stack, receiver)
         if not opts.keep:
