@@ -21,10 +21,21 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+async def _release(conn: asyncpg.Connection) -> None:
+    """What a connection needs on its way back to the pool: no open transaction, nothing else.
+
+    asyncpg's default reset (RESET ALL, UNLISTEN, advisory unlocks...) is a second round trip
+    per checkout; the gateway sets no session state, listens to nothing and takes advisory
+    locks only on connections of its own, so ending a stray transaction is all that is due.
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(dsn: str, *, size: int = 10) -> asyncpg.Pool:
     try:
         pool = await asyncpg.create_pool(
-            dsn, min_size=1, max_size=size, command_timeout=30, timeout=10
+            dsn, min_size=1, max_size=size, command_timeout=30, timeout=10, reset=_release
         )
     except CONNECTION_ERRORS as exc:
         raise DependencyUnavailable(
