@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from api import account, health, messages
-from api.auth import RateLimiter, auth_middleware
+from api.auth import KeyCache, RateLimiter, auth_middleware
 from api.context import AMQP, INGEST, POOL, ROUTES, SETTINGS
 from api.errors import error_body, error_response
 from api.webhooks import register as register_webhooks
@@ -54,7 +54,10 @@ def _keep_allow(exc: web.HTTPException) -> dict[str, str]:
 def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Application:
     """The app; it opens its own pool and AMQP connection unless given a shared one."""
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware(RateLimiter())],
+        middlewares=[
+            error_middleware,
+            auth_middleware(RateLimiter(), KeyCache(settings.auth_cache_seconds)),
+        ],
         client_max_size=1024 * 1024,
     )
     app[SETTINGS] = settings

@@ -11,6 +11,7 @@ import math
 import time
 from datetime import UTC, datetime
 
+import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
@@ -60,20 +61,21 @@ class RateLimiter:
         return count <= limit, max(0, limit - count), reset
 
 
-async def authenticate(request: web.Request) -> Caller:
-    key = presented_key(request)
-    if key is None:
-        raise ApiError(401, "UNAUTHORIZED", "an API key is required (Authorization: Bearer KEY)")
-    async with unavailable_as_error():
-        row = await request.app[POOL].fetchrow(_AUTH_QUERY, key_hash(key))
+#: A refusal to remember: (HTTP status, code, message). An exception object is not cached, as
+#: raising one instance again and again would grow its traceback.
+Refusal = tuple[int, str, str]
+
+
+def _caller(row: asyncpg.Record | None) -> Caller | Refusal:
+    """The caller a key row stands for, or the refusal its key earns (both worth caching)."""
     if row is None:
-        raise ApiError(401, "INVALID_API_KEY", "this API key is not valid")
+        return 401, "INVALID_API_KEY", "this API key is not valid"
     if row["revoked_at"] is not None:
-        raise ApiError(403, "API_KEY_DISABLED", "this API key has been revoked")
+        return 403, "API_KEY_DISABLED", "this API key has been revoked"
     if row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):
-        raise ApiError(403, "API_KEY_DISABLED", "this API key has expired")
+        return 403, "API_KEY_DISABLED", "this API key has expired"
     if row["status"] != "active":
-        raise ApiError(403, "ACCOUNT_SUSPENDED", "this account is suspended")
+        return 403, "ACCOUNT_SUSPENDED", "this account is suspended"
     return Caller(
         account_id=row["account_id"],
         key_id=row["id"],
@@ -84,12 +86,58 @@ async def authenticate(request: web.Request) -> Caller:
     )
 
 
-def auth_middleware(limiter: RateLimiter) -> Middleware:
+class KeyCache:
+    """Key lookups remembered for ``ttl`` seconds by this API process.
+
+    Under load most requests come with a key seen a moment ago; remembering the answer saves
+    a PostgreSQL round trip per request. The price: a revoked key, or a balance change, takes
+    up to ``ttl`` to be seen here (charging itself is always exact, in the charge worker).
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 100_000) -> None:
+        self.ttl = ttl
+        self._max = max_entries
+        self._entries: dict[bytes, tuple[float, Caller | Refusal]] = {}
+
+    def get(self, digest: bytes, now: float) -> Caller | Refusal | None:
+        hit = self._entries.get(digest)
+        if hit is None or now - hit[0] >= self.ttl:
+            return None
+        return hit[1]
+
+    def put(self, digest: bytes, now: float, answer: Caller | Refusal) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self._max:
+            self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self.ttl}
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+        self._entries[digest] = (now, answer)
+
+
+async def authenticate(request: web.Request, cache: KeyCache) -> Caller:
+    key = presented_key(request)
+    if key is None:
+        raise ApiError(401, "UNAUTHORIZED", "an API key is required (Authorization: Bearer KEY)")
+    digest = key_hash(key)
+    now = time.monotonic()
+    answer = cache.get(digest, now)
+    if answer is None:
+        async with unavailable_as_error():
+            row = await request.app[POOL].fetchrow(_AUTH_QUERY, digest)
+        answer = _caller(row)
+        cache.put(digest, now, answer)
+    if isinstance(answer, tuple):
+        raise ApiError(*answer)
+    return answer
+
+
+def auth_middleware(limiter: RateLimiter, cache: KeyCache) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in PUBLIC_PATHS or not request.path.startswith("/v1/"):
             return await handler(request)
-        found = await authenticate(request)
+        found = await authenticate(request, cache)
         allowed, remaining, reset = limiter.hit(found.key_id, found.rate_limit)
         limit_headers = {
             "X-RateLimit-Limit": str(found.rate_limit),

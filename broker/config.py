@@ -56,6 +56,8 @@ class Settings:
         default=(5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0)
     )
     webhook_timeout: float = 10.0
+    #: How long an API process trusts a key lookup (revocations take this long to apply).
+    auth_cache_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,4 +82,5 @@ class Settings:
                 env, "WEBHOOK_RETRY_DELAYS", (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0)
             ),
             webhook_timeout=float(_int(env, "WEBHOOK_TIMEOUT", 10, 1, 120)),
+            auth_cache_seconds=float(_int(env, "AUTH_CACHE_SECONDS", 1, 0, 300)),
         )

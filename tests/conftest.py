@@ -60,6 +60,7 @@ def settings(pg_dsn: str, amqp_url: str) -> Settings:
         api_port=0,
         webhook_retry_delays=(0.2, 0.5, 1.0),
         webhook_timeout=2.0,
+        auth_cache_seconds=0.0,  # revocations must show at once in these tests
     )
 
 
