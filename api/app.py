@@ -12,6 +12,7 @@ from api import account, health, messages
 from api.auth import KeyCache, RateLimiter, auth_middleware
 from api.context import AMQP, INGEST, POOL, ROUTES, SETTINGS
 from api.errors import error_body, error_response
+from api.metrics import metrics_middleware
 from api.webhooks import register as register_webhooks
 from broker.config import Settings
 from broker.db import create_pool
@@ -55,6 +56,7 @@ def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Applicati
     """The app; it opens its own pool and AMQP connection unless given a shared one."""
     app = web.Application(
         middlewares=[
+            metrics_middleware,
             error_middleware,
             auth_middleware(RateLimiter(), KeyCache(settings.auth_cache_seconds)),
         ],

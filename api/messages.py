@@ -22,6 +22,7 @@ from aiohttp import web
 from api import idempotency
 from api.context import INGEST, POOL, ROUTES, SETTINGS, Caller, caller
 from api.errors import ApiError
+from api.metrics import MESSAGES_ACCEPTED
 from broker.accounts import parse_uuid
 from broker.config import Settings
 from broker.db import unavailable_as_error
@@ -152,6 +153,7 @@ async def send_messages(request: web.Request) -> web.Response:
         if key is not None:
             await idempotency.release(pool, who.account_id, key)
         raise
+    MESSAGES_ACCEPTED.inc(len(send.recipients))
     answer["estimated_cost"] = float(estimate) if estimate % 1 else int(estimate)
     if key is not None:
         await idempotency.store(pool, who.account_id, key, 202, answer)

@@ -407,3 +407,17 @@ def test_key_cache_remembers_for_its_ttl_only() -> None:
     off = KeyCache(ttl=0.0)
     off.put(b"a", 1.0, who)
     assert off.get(b"a", 1.0) is None
+
+
+async def test_health_readiness_and_metrics(stack: Stack) -> None:
+    async with stack.http.get(f"{stack.api}/healthz") as resp:
+        assert resp.status == 200
+    async with stack.http.get(f"{stack.api}/readyz") as resp:
+        assert resp.status == 200
+        assert (await resp.json())["checks"] == {"postgres": "ok", "rabbitmq": "ok"}
+    customer = await stack.customer()
+    await stack.send(customer, {"to": us_number(), "body": "counted"})
+    async with stack.http.get(f"{stack.api}/metrics") as resp:
+        text = await resp.text()
+    assert 'smsbroker_api_requests_total{method="POST",route="/v1/messages",status="202"}' in text
+    assert "smsbroker_messages_accepted_total" in text
