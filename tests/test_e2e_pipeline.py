@@ -421,3 +421,43 @@ async def test_health_readiness_and_metrics(stack: Stack) -> None:
         text = await resp.text()
     assert 'smsbroker_api_requests_total{method="POST",route="/v1/messages",status="202"}' in text
     assert "smsbroker_messages_accepted_total" in text
+
+
+async def test_message_past_its_validity_fails_and_is_refunded(
+    stack: Stack, settings: Settings
+) -> None:
+    """A request that waited longer than MESSAGE_VALIDITY_HOURS (e.g. behind a dead carrier)."""
+    from datetime import UTC, datetime, timedelta
+
+    from broker.queues import Amqp, QueueNames
+
+    customer = await stack.customer(credits=3)
+    mid = str(uuid.uuid4())
+    amqp = Amqp(settings.amqp_url, QueueNames(settings.queue_prefix))
+    await amqp.connect()
+    try:
+        await amqp.publish(
+            amqp.names.ingest,
+            {
+                "requests": [
+                    {
+                        "account_id": str(customer.account_id),
+                        "batch_id": None,
+                        "body": "stale",
+                        "sender": None,
+                        "client_ref": None,
+                        "callback_url": None,
+                        "encoding": "GSM7",
+                        "segments": 1,
+                        "recipients": [[mid, us_number()]],
+                        "accepted_at": (datetime.now(UTC) - timedelta(days=3)).isoformat(),
+                    }
+                ]
+            },
+        )
+    finally:
+        await amqp.close()
+    data = await stack.final_webhook(customer, mid)
+    assert data["status"] == "failed" and data["error"]["code"] == "EXPIRED"
+    assert await ledger_consistent(stack.pool, customer.account_id) == (Decimal(3), Decimal(3))
+    assert not [r for r in stack.sim.submitted if r.short_message == b"stale"]

@@ -55,7 +55,12 @@ class WorkerSet:
         if role == "charge":
             return ChargeWorker(pool, self.amqp)
         if role == "submit":
-            return SubmitWorker(pool, self.amqp, DeliverForwarder(self.amqp))
+            return SubmitWorker(
+                pool,
+                self.amqp,
+                DeliverForwarder(self.amqp),
+                validity=self.settings.message_validity,
+            )
         if role == "events":
             return EventsWorker(pool, self.amqp)
         return WebhookSender(self.settings, pool, self.amqp)

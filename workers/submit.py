@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +25,7 @@ from broker.notify import STATUS_RETURNING, publish_events, status_events
 from broker.queues import AMQP_ERRORS, Amqp, loads
 from broker.smpp.connector import Connector, ConnectorConfig, SubmitOutcome, SubmitUnavailable
 from broker.smpp.constants import Status
+from broker.smpp.errors import SmppCodecError
 from broker.smpp.receipt import IdFormat, canonical_message_id
 from broker.submit_plan import LongMode, plan_parts
 from workers.batching import RETRYABLE
@@ -39,7 +41,7 @@ _CLAIM = """
 WITH claimed AS (
     UPDATE messages SET status = 'sending', updated_at = now()
      WHERE id = ANY($1::uuid[]) AND (status = 'queued' OR ($2 AND status = 'sending'))
-    RETURNING id, to_number, sender, body,
+    RETURNING id, to_number, sender, body, created_at,
               ARRAY(SELECT seq FROM message_parts p WHERE p.message_id = messages.id) AS done
 ), history AS (
     INSERT INTO message_events (message_id, status) SELECT id, 'sending' FROM claimed
@@ -121,7 +123,9 @@ class SubmitWorker:
         forwarder: DeliverForwarder,
         *,
         refresh_every: float = 5.0,
+        validity: float = 48 * 3600,
     ) -> None:
+        self.validity = validity
         self.pool = pool
         self.amqp = amqp
         self.forwarder = forwarder
@@ -208,6 +212,13 @@ class SubmitWorker:
         self, runtime: ConnectorRuntime, row: asyncpg.Record, out: Outcomes
     ) -> None:
         mid: UUID = row["id"]
+        age = (datetime.now(UTC) - row["created_at"]).total_seconds()
+        if age > self.validity:
+            out.failed[mid] = (
+                "EXPIRED",
+                f"no carrier took the message within {self.validity:.0f} s",
+            )
+            return
         parts = plan_parts(mid, row["to_number"], row["sender"], row["body"], runtime.mode)
         done = set(row["done"])
         todo = [(seq, p) for seq, p in enumerate(parts, start=1) if seq not in done]
@@ -219,6 +230,10 @@ class SubmitWorker:
         for (seq, _), result in zip(todo, results, strict=True):
             if isinstance(result, SubmitUnavailable):
                 temporary = True
+            elif isinstance(result, SmppCodecError):
+                # Nothing this message can become on the wire: retrying would loop forever.
+                out.parts.append((mid, seq, None, "failed", None, "ENCODING"))
+                refusal = ("INVALID_MESSAGE", f"part {seq} cannot be encoded: {result.message}")
             elif isinstance(result, BaseException):
                 raise result
             else:
@@ -235,9 +250,11 @@ class SubmitWorker:
         self, runtime: ConnectorRuntime, mid: UUID, seq: int, result: SubmitOutcome, out: Outcomes
     ) -> tuple[str, str] | None:
         status = result.command_status
-        if status == 0 and result.message_id:
+        if status == 0:
+            # A carrier that accepts without an id gets the part recorded as sent all the
+            # same; no receipt can be matched to it, so it stays sent.
             carrier_id = canonical_message_id(
-                result.message_id, fmt=runtime.id_format, from_receipt=False
+                result.message_id or "", fmt=runtime.id_format, from_receipt=False
             )
             out.parts.append((mid, seq, carrier_id, "sent", 0, None))
             return None
