@@ -4,28 +4,15 @@ ends delivered, charged once and never refunded."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
 
 from broker.config import Settings
 from broker.smpp.constants import Status
-from tests.test_faults_support import FINAL_DEADLINE, Slice, api_server, fault_slice
-from workers.runner import WorkerSet
+from tests.test_faults_support import FINAL_DEADLINE, Slice, api_server, fault_slice, workers
 
 DROPS = 5
-
-
-@asynccontextmanager
-async def workers(settings: Settings) -> AsyncIterator[None]:
-    running = WorkerSet(settings)
-    await running.start()
-    try:
-        yield
-    finally:
-        await running.stop()
 
 
 async def wait_progress(piece: Slice, submits: int) -> None:

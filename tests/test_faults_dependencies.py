@@ -17,8 +17,7 @@ import pytest
 from broker.config import Settings
 from tests.harness import with_settings
 from tests.tcp_proxy import TcpProxy
-from tests.test_faults_support import FINAL_DEADLINE, Slice, api_server, fault_slice
-from workers.runner import WorkerSet
+from tests.test_faults_support import FINAL_DEADLINE, Slice, api_server, fault_slice, workers
 
 #: A request to a cut dependency must be answered well within this (it is not a timing bar:
 #: the test only refuses to wait forever).
@@ -42,16 +41,6 @@ async def proxy_for(url: str) -> AsyncIterator[TcpProxy]:
         yield proxy
     finally:
         await proxy.stop()
-
-
-@asynccontextmanager
-async def workers(settings: Settings) -> AsyncIterator[None]:
-    running = WorkerSet(settings)
-    await running.start()
-    try:
-        yield
-    finally:
-        await running.stop()
 
 
 async def readyz(piece: Slice) -> tuple[int, Any]:

@@ -13,8 +13,7 @@ import asyncpg
 
 from broker.config import Settings
 from broker.queues import Amqp, QueueNames
-from tests.test_faults_support import Slice, fault_slice
-from workers.runner import WorkerSet
+from tests.test_faults_support import Slice, fault_slice, workers
 
 RECIPIENTS = 3
 
@@ -44,16 +43,6 @@ async def publisher(settings: Settings) -> AsyncIterator[Amqp]:
         yield amqp
     finally:
         await amqp.close()
-
-
-@asynccontextmanager
-async def workers(settings: Settings) -> AsyncIterator[None]:
-    running = WorkerSet(settings)
-    await running.start()
-    try:
-        yield
-    finally:
-        await running.stop()
 
 
 def message_ids(*payloads: dict[str, Any]) -> list[str]:

@@ -29,6 +29,7 @@ from broker.cli.serve import start_api
 from broker.config import Settings
 from broker.smsc_sim import SmscSimulator
 from tests.harness import add_connector, start_sim, with_settings
+from workers.runner import WorkerSet
 
 SMSBROKER = Path(sys.executable).parent / "smsbroker"
 FINAL = frozenset({"delivered", "undelivered", "failed", "canceled"})
@@ -219,6 +220,17 @@ async def api_server(settings: Settings) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def workers(settings: Settings) -> AsyncIterator[None]:
+    """Every worker role in this process (for faults that need no kill -9)."""
+    running = WorkerSet(settings)
+    await running.start()
+    try:
+        yield
+    finally:
+        await running.stop()
 
 
 class WorkerProcess:
