@@ -59,8 +59,10 @@ class QueueNames:
     def submit(self, connector: str) -> str:
         return f"{self.prefix}.submit.{connector}"
 
-    def webhook_retry(self, tier: int) -> str:
-        return f"{self.prefix}.webhooks.retry.{tier}"
+    def webhook_retry(self, delay: float) -> str:
+        """A delay queue, named by its delay: changing WEBHOOK_RETRY_DELAYS makes new queues
+        instead of clashing with the arguments of the old ones."""
+        return f"{self.prefix}.webhooks.retry.{max(1, round(delay * 1000))}ms"
 
 
 def dumps(payload: Any) -> bytes:
@@ -80,6 +82,7 @@ class Amqp:
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._declared: dict[str, dict[str, Any]] = {}
+        self.retry_delays: tuple[float, ...] = ()
 
     async def connect(self) -> None:
         try:
@@ -122,9 +125,10 @@ class Amqp:
     async def declare_topology(self, retry_delays: tuple[float, ...]) -> None:
         for name in (self.names.ingest, self.names.events, self.names.webhooks):
             await self.declare(name)
-        for tier, delay in enumerate(retry_delays):
+        self.retry_delays = retry_delays
+        for delay in retry_delays:
             await self.declare(
-                self.names.webhook_retry(tier),
+                self.names.webhook_retry(delay),
                 **{
                     "x-message-ttl": max(1, int(delay * 1000)),
                     "x-dead-letter-exchange": "",
@@ -133,6 +137,10 @@ class Amqp:
                     "x-overflow": "reject-publish",
                 },
             )
+
+    def retry_queue(self, tier: int) -> str:
+        """The delay queue of retry ``tier`` (0: the first retry), per declare_topology."""
+        return self.names.webhook_retry(self.retry_delays[tier])
 
     async def _publish_channel(self) -> AbstractRobustChannel:
         if self._channel is None:

@@ -333,7 +333,9 @@ async def test_receipt_before_submit_resp_is_matched_later(stack: Stack) -> None
     finally:
         stack.sim.clear_faults()
     assert data["status"] == "delivered"
-    parked = await stack.pool.fetchval("SELECT count(*) FROM pending_receipts")
+    parked = await stack.pool.fetchval(
+        "SELECT count(*) FROM pending_receipts WHERE connector = 'sim'"
+    )
     assert parked == 0
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from broker.config import Settings
 from broker.smpp.constants import Status
-from tests.test_faults_support import FINAL_DEADLINE, Slice, api_server, fault_slice, workers
+from tests.fault_slice import FINAL_DEADLINE, Slice, api_server, fault_slice, workers
 
 DROPS = 5
 

@@ -15,9 +15,9 @@ import asyncpg
 import pytest
 
 from broker.config import Settings
+from tests.fault_slice import FINAL_DEADLINE, Slice, api_server, fault_slice, workers
 from tests.harness import with_settings
 from tests.tcp_proxy import TcpProxy
-from tests.test_faults_support import FINAL_DEADLINE, Slice, api_server, fault_slice, workers
 
 #: A request to a cut dependency must be answered well within this (it is not a timing bar:
 #: the test only refuses to wait forever).

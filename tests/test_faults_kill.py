@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 
 from broker.config import Settings
-from tests.test_faults_support import WorkerProcess, api_server, fault_slice
+from tests.fault_slice import WorkerProcess, api_server, fault_slice
 
 HALF = 150
 OTHER_ROLES = ("charge", "events", "webhooks")

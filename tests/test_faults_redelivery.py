@@ -13,7 +13,7 @@ import asyncpg
 
 from broker.config import Settings
 from broker.queues import Amqp, QueueNames
-from tests.test_faults_support import Slice, fault_slice, workers
+from tests.fault_slice import Slice, fault_slice, workers
 
 RECIPIENTS = 3
 

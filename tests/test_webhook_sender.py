@@ -281,7 +281,7 @@ async def test_always_failing_receiver_gets_every_attempt_then_a_final_row(
     assert all(r["status_code"] == 500 for r in rows)
     assert len(rec.at(p)) == total
     for tier in range(len(wh_settings.webhook_retry_delays)):
-        assert await ready_messages(amqp, amqp.names.webhook_retry(tier)) == 0
+        assert await ready_messages(amqp, amqp.retry_queue(tier)) == 0
 
 
 async def test_gone_is_final_without_retry(

@@ -3,7 +3,7 @@
 An AMQP message is acked only once every attempt it caused is written to webhook_attempts and
 every retry is confirmed on its retry queue; a crash in between redelivers the message, so a
 customer may see an event twice (same ``webhook-id``) but never loses one. Retries wait in
-``.webhook_retry(tier)`` queues whose TTL dead-letters them back into ``.webhooks``.
+``.webhook_retry(delay)`` queues whose TTL dead-letters them back into ``.webhooks``.
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ class WebhookSender:
             return await post(self._session, delivery)
 
     async def _publish_retries(self, tier: int, retries: Sequence[Retry]) -> None:
-        await self._amqp.publish(self._amqp.names.webhook_retry(tier), retries_payload(retries))
+        await self._amqp.publish(self._amqp.retry_queue(tier), retries_payload(retries))
 
     def _log_attempt(self, delivery: Delivery, outcome: Outcome, verdict: Verdict) -> None:
         bound = log.bind(

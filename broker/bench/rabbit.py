@@ -42,12 +42,14 @@ async def _consumers(connection: aio_pika.abc.AbstractConnection, name: str) -> 
     return int(result or 0)
 
 
-def queue_names(names: QueueNames, connectors: Sequence[str], retry_tiers: int) -> list[str]:
+def queue_names(
+    names: QueueNames, connectors: Sequence[str], retry_delays: Sequence[float]
+) -> list[str]:
     fixed = [names.ingest, names.events, names.webhooks]
     return (
         fixed
         + [names.submit(c) for c in connectors]
-        + [names.webhook_retry(t) for t in range(retry_tiers)]
+        + [names.webhook_retry(d) for d in retry_delays]
     )
 
 

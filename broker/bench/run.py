@@ -103,7 +103,7 @@ async def _remove(settings: Settings, name: str, bench: Settings) -> None:
     with contextlib.suppress(OSError, asyncpg.PostgresError):
         await database.drop_database(settings.database_url, name)
     queues = queue_names(
-        QueueNames(bench.queue_prefix), [SIM_CONNECTOR], len(bench.webhook_retry_delays)
+        QueueNames(bench.queue_prefix), [SIM_CONNECTOR], bench.webhook_retry_delays
     )
     with contextlib.suppress(*AMQP_ERRORS):
         await delete_queues(bench.amqp_url, queues)
