@@ -56,6 +56,11 @@ class QueueNames:
     def webhooks(self) -> str:
         return f"{self.prefix}.webhooks"
 
+    @property
+    def dead(self) -> str:
+        """Items that failed on their own, kept for an operator (see workers.poison)."""
+        return f"{self.prefix}.dead"
+
     def submit(self, connector: str) -> str:
         return f"{self.prefix}.submit.{connector}"
 
@@ -123,7 +128,7 @@ class Amqp:
         self._declared[name] = full
 
     async def declare_topology(self, retry_delays: tuple[float, ...]) -> None:
-        for name in (self.names.ingest, self.names.events, self.names.webhooks):
+        for name in (self.names.ingest, self.names.events, self.names.webhooks, self.names.dead):
             await self.declare(name)
         self.retry_delays = retry_delays
         for delay in retry_delays:

@@ -4,19 +4,25 @@ signed webhooks back, credits charged once and refunded on failure."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import aio_pika
 import aiohttp
 import asyncpg
 import pytest
 
+from api.auth import KeyCache
+from api.context import Caller
 from broker import accounts
 from broker.cli.serve import start_api
 from broker.config import Settings
+from broker.queues import Amqp, QueueNames
 from broker.smsc_sim import SmscSimulator
 from tests.harness import (
     Customer,
@@ -394,9 +400,6 @@ async def test_idempotency_key_released_when_nothing_was_accepted(stack: Stack) 
 
 
 def test_key_cache_remembers_for_its_ttl_only() -> None:
-    from api.auth import KeyCache
-    from api.context import Caller
-
     cache = KeyCache(ttl=1.0, max_entries=2)
     who = Caller(uuid.uuid4(), uuid.uuid4(), "US", 1.0, 60, ("sms",))
     cache.put(b"a", 100.0, who)
@@ -429,10 +432,6 @@ async def test_message_past_its_validity_fails_and_is_refunded(
     stack: Stack, settings: Settings
 ) -> None:
     """A request that waited longer than MESSAGE_VALIDITY_HOURS (e.g. behind a dead carrier)."""
-    from datetime import UTC, datetime, timedelta
-
-    from broker.queues import Amqp, QueueNames
-
     customer = await stack.customer(credits=3)
     mid = str(uuid.uuid4())
     amqp = Amqp(settings.amqp_url, QueueNames(settings.queue_prefix))
@@ -463,3 +462,33 @@ async def test_message_past_its_validity_fails_and_is_refunded(
     assert data["status"] == "failed" and data["error"]["code"] == "EXPIRED"
     assert await ledger_consistent(stack.pool, customer.account_id) == (Decimal(3), Decimal(3))
     assert not [r for r in stack.sim.submitted if r.short_message == b"stale"]
+
+
+async def test_poison_item_is_dead_lettered_and_the_rest_flows(
+    stack: Stack, settings: Settings
+) -> None:
+    """An MO that PostgreSQL cannot store (a NUL character) must not block its batch."""
+    customer = await stack.customer(credits=1)
+    number = f"1415555{uuid.uuid4().int % 10_000:04d}"
+    async with stack.pool.acquire() as conn:
+        await accounts.add_number(conn, customer.account_id, number, "")
+    await asyncio.gather(
+        stack.sim.inject_mo("233205550368", number, "bad \x00 byte"),
+        stack.sim.inject_mo("233205550369", number, "good one"),
+    )
+    [hit] = await stack.receiver.wait_for(
+        lambda r: r.path == customer.path and r.json["type"] == "message.inbound"
+    )
+    assert hit.json["data"]["body"] == "good one"
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(QueueNames(settings.queue_prefix).dead, ensure=False)
+        async with asyncio.timeout(20):
+            while (message := await queue.get(fail=False)) is None:
+                await asyncio.sleep(0.1)
+        await message.ack()
+        dead = json.loads(message.body)
+    finally:
+        await connection.close()
+    assert dead["source"] == "events" and dead["item"]["text"] == "bad \x00 byte"

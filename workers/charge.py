@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -26,6 +27,7 @@ from broker.notify import STATUS_RETURNING, publish_events, status_events
 from broker.queues import Amqp, loads
 from broker.routing import RouteTable
 from workers.batching import BatchConsumer
+from workers.poison import dead_letter, process_isolating
 
 log = structlog.get_logger(__name__)
 
@@ -169,8 +171,14 @@ class ChargeWorker:
 
     async def handle(self, deliveries: list[AbstractIncomingMessage]) -> None:
         messages = read_ingest(deliveries)
-        if not messages:
-            return
+        if messages:
+            await process_isolating(messages, self.process, self._dead_letter)
+
+    async def _dead_letter(self, message: NewMessage, error: BaseException) -> None:
+        await dead_letter(self.amqp, "ingest", message, error)
+
+    async def process(self, batch: Sequence[NewMessage]) -> None:
+        messages = list(batch)
         await self.routes.refresh(self.pool)
         for m in messages:
             route = self.routes.match(m.to)

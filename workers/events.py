@@ -9,6 +9,7 @@ that arrived before their part was recorded.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -20,6 +21,7 @@ from broker.notify import publish_events, status_events
 from broker.queues import Amqp, loads
 from broker.receipts import ReceiptUpdate, apply_receipts, match_pending
 from workers.batching import RETRYABLE, BatchConsumer
+from workers.poison import dead_letter, process_isolating
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +71,16 @@ class EventsWorker:
 
     async def handle(self, deliveries: list[AbstractIncomingMessage]) -> None:
         receipts, inbound = read_events(deliveries)
+        items: list[ReceiptUpdate | Inbound] = [*receipts, *inbound]
+        if items:
+            await process_isolating(items, self.process, self._dead_letter)
+
+    async def _dead_letter(self, item: ReceiptUpdate | Inbound, error: BaseException) -> None:
+        await dead_letter(self.amqp, "events", item, error)
+
+    async def process(self, items: Sequence[ReceiptUpdate | Inbound]) -> None:
+        receipts = [i for i in items if isinstance(i, ReceiptUpdate)]
+        inbound = [i for i in items if isinstance(i, Inbound)]
         webhook_events: list[dict[str, Any]] = []
         async with self.pool.acquire() as conn, conn.transaction():
             settled = await apply_receipts(conn, receipts)
