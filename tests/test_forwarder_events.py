@@ -1,0 +1,88 @@
+"""deliver_sm → queue events: receipts with canonical ids, inbound text and concatenation."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.segmentation import build_udh
+from broker.smpp.constants import CommandId, MessageState, Tag
+from broker.smpp.pdu import Pdu, cstring_tlv, int_tlv
+from workers.forwarder import deliver_event
+
+
+def deliver(body: dict[str, object], tlvs: dict[int, bytes] | None = None) -> Pdu:
+    return Pdu(CommandId.DELIVER_SM, 7, 0, dict(body), dict(tlvs or {}))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "submit_id", "receipt_id"),
+    [("as-is", "abc123", "abc123"), ("hex", "1f", "31"), ("dec", "31", "1f")],
+)
+def test_receipt_ids_take_the_submit_form(fmt: str, submit_id: str, receipt_id: str) -> None:
+    pdu = deliver(
+        {"esm_class": 0x04, "short_message": f"id:{receipt_id} stat:DELIVRD err:000".encode()},
+        {
+            Tag.RECEIPTED_MESSAGE_ID: cstring_tlv(receipt_id),
+            Tag.MESSAGE_STATE: int_tlv(MessageState.DELIVERED, 1),
+        },
+    )
+    event = deliver_event("c1", fmt, pdu)  # type: ignore[arg-type]
+    assert (event["kind"], event["connector"]) == ("receipt", "c1")
+    assert (event["carrier_id"], event["state"]) == (submit_id, "DELIVRD")
+    assert event["error"] in (None, "000")
+
+
+def test_receipt_text_form_only() -> None:
+    text = (
+        b"id:42 sub:001 dlvrd:000 submit date:2611221200 done date:2611221201 stat:UNDELIV err:0B"
+    )
+    event = deliver_event("c1", "as-is", deliver({"esm_class": 0x04, "short_message": text}))
+    assert (event["carrier_id"], event["state"], event["error"]) == ("42", "UNDELIV", "0B")
+
+
+def test_plain_mo() -> None:
+    event = deliver_event(
+        "c1",
+        "as-is",
+        deliver(
+            {
+                "source_addr": "233205550368",
+                "destination_addr": "1234",
+                "data_coding": 8,
+                "short_message": "Ça va".encode("utf-16-be"),
+            }
+        ),
+    )
+    assert event["kind"] == "mo" and event["text"] == "Ça va" and event["concat"] is None
+    assert (event["from"], event["to"]) == ("233205550368", "1234")
+
+
+def test_concatenated_mo_by_udh() -> None:
+    data = build_udh(9, 2, 1) + b"Hello"
+    event = deliver_event(
+        "c1", "as-is", deliver({"esm_class": 0x40, "data_coding": 0, "short_message": data})
+    )
+    assert event["text"] == "Hello" and event["concat"] == [9, 2, 1]
+
+
+def test_concatenated_mo_by_sar_tlvs() -> None:
+    event = deliver_event(
+        "c1",
+        "as-is",
+        deliver(
+            {"short_message": b"part two"},
+            {
+                Tag.SAR_MSG_REF_NUM: int_tlv(300, 2),
+                Tag.SAR_TOTAL_SEGMENTS: int_tlv(2, 1),
+                Tag.SAR_SEGMENT_SEQNUM: int_tlv(2, 1),
+            },
+        ),
+    )
+    assert event["concat"] == [300, 2, 2]
+
+
+def test_mo_in_message_payload() -> None:
+    event = deliver_event(
+        "c1", "as-is", deliver({"short_message": b""}, {Tag.MESSAGE_PAYLOAD: b"long " * 50})
+    )
+    assert event["text"] == "long " * 50
