@@ -5,55 +5,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from broker import accounts
-from broker.db import CONNECTION_ERRORS
-from broker.errors import DependencyUnavailable
-from broker.migrate import migrate
 
 SIM_CONNECTOR = "sim"
 SIM_SYSTEM_ID, SIM_PASSWORD = "smsbroker", "secret"
 KEY_RATE_LIMIT = 1_000_000  # requests per minute: never the thing being measured
 
 
-def with_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
 def fresh_name() -> str:
     return f"smsbroker_bench_{uuid.uuid4().hex[:10]}"
-
-
-async def _admin(dsn: str) -> asyncpg.Connection:
-    try:
-        conn: asyncpg.Connection = await asyncpg.connect(with_database(dsn, "postgres"), timeout=10)
-    except CONNECTION_ERRORS as exc:
-        where = urlsplit(dsn).netloc.rpartition("@")[2]
-        raise DependencyUnavailable(f"PostgreSQL unreachable at {where}: {exc}") from exc
-    return conn
-
-
-async def create_database(server_dsn: str, name: str) -> str:
-    """Create and migrate database ``name`` on the server of ``server_dsn``; return its DSN."""
-    conn = await _admin(server_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    dsn = with_database(server_dsn, name)
-    await migrate(dsn)
-    return dsn
-
-
-async def drop_database(server_dsn: str, name: str) -> None:
-    conn = await _admin(server_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import aiohttp
 import asyncpg
 import structlog
 
+from broker import db_admin
 from broker.bench import database
 from broker.bench.database import SIM_CONNECTOR, Books, Tenant
 from broker.bench.load import LoadGenerator, LoadResult
@@ -53,7 +54,7 @@ async def run_bench(opts: BenchOptions, settings: Settings | None = None) -> Ben
     segments = split(opts.body, max_chars=settings.max_body_chars).segments
     name = database.fresh_name()
     prefix = f"bench-{uuid.uuid4().hex[:10]}"
-    dsn = await database.create_database(settings.database_url, name)
+    dsn = await db_admin.create_database(settings.database_url, name)
     bench_settings = replace(settings, database_url=dsn, queue_prefix=prefix)
     stack = make_stack(bench_settings, opts)
     receiver = WebhookReceiver()
@@ -101,7 +102,7 @@ async def _teardown(stack: BenchStack, receiver: WebhookReceiver) -> None:
 
 async def _remove(settings: Settings, name: str, bench: Settings) -> None:
     with contextlib.suppress(OSError, asyncpg.PostgresError):
-        await database.drop_database(settings.database_url, name)
+        await db_admin.drop_database(settings.database_url, name)
     queues = queue_names(
         QueueNames(bench.queue_prefix), [SIM_CONNECTOR], bench.webhook_retry_delays
     )

@@ -6,11 +6,11 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from broker.bench.options import BenchOptions
 from broker.bench.report import BenchResult, render_text
+from broker.cli.common import loop_factory
 from broker.errors import BrokerError, InputError
 from broker.smsc_sim.config import parse_delay
 
@@ -90,15 +90,6 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     )
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
 async def _until_signal(opts: BenchOptions) -> BenchResult:
     """SIGTERM cancels the run like Ctrl-C does, so that its cleanup still happens."""
     from broker.bench.run import run_bench
@@ -120,7 +111,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"smsbroker bench: error: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             result: BenchResult = runner.run(_until_signal(opts))
     except BrokerError as exc:
         print(f"smsbroker bench: error: {exc.message}", file=sys.stderr)

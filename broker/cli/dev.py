@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from broker import accounts
 from broker.cli.serve import start_api
 from broker.config import Settings
-from broker.db import CONNECTION_ERRORS
-from broker.errors import DependencyUnavailable
+from broker.db_admin import ensure_database
 from broker.migrate import migrate
 from broker.smsc_sim import SimConfig, SmscSimulator
 from workers.runner import WorkerSet
@@ -20,22 +18,6 @@ from workers.runner import WorkerSet
 SIM_CONNECTOR = "sim"
 SIM_SYSTEM_ID, SIM_PASSWORD = "smsbroker", "secret"
 DEMO_NAME = "Demo"
-
-
-async def ensure_database(dsn: str) -> None:
-    """Create the configured database if it does not exist yet (a newcomer's first run)."""
-    parts = urlsplit(dsn)
-    name = parts.path.lstrip("/")
-    admin_dsn = urlunsplit(parts._replace(path="/postgres"))
-    try:
-        conn = await asyncpg.connect(admin_dsn, timeout=10)
-    except CONNECTION_ERRORS as exc:
-        raise DependencyUnavailable(f"PostgreSQL unreachable at {parts.netloc}: {exc}") from exc
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 async def provision(dsn: str, smsc_port: int, credits: Decimal) -> tuple[str, str]:

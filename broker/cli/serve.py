@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -12,6 +11,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from broker.cli.common import loop_factory
 from broker.config import Settings
 from broker.errors import BrokerError
 
@@ -65,11 +65,8 @@ def run_until_signal(start: Callable[[], Awaitable[Callable[[], Awaitable[None]]
             await stop()
 
     try:
-        with contextlib.suppress(ImportError):
-            import uvloop
-
-            uvloop.install()
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(main())
     except BrokerError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 3

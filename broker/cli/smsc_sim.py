@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from broker.cli.common import loop_factory
 from broker.errors import InputError
 from broker.smsc_sim.config import (
     MESSAGE_ID_FORMATS,
@@ -177,20 +178,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"smsbroker smsc-sim: error: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             return runner.run(serve(config, args.control_host, args.control_port))
     except OSError as exc:
         print(f"smsbroker smsc-sim: error: cannot listen: {exc}", file=sys.stderr)
         return 1
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
 
 
 async def serve(config: SimConfig, control_host: str, control_port: int | None) -> int:
