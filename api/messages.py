@@ -31,6 +31,7 @@ from broker.packing import PackedPublisher
 from broker.phone import check_sender, parse_recipients
 from broker.resources import MESSAGE_COLUMNS, iso, message_resource, part_resource
 from broker.segmentation import Segmentation, split
+from broker.webhooks.destinations import refused_destination
 
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 _STATUSES = frozenset(
@@ -102,6 +103,14 @@ class SendRequest:
     callback_url: str | None
 
 
+def _allowed_callback(url: str | None, settings: Settings) -> str | None:
+    if url is not None and not settings.webhook_allow_private:
+        refusal = refused_destination(url)
+        if refusal is not None:
+            raise InputError(refusal, code="INVALID_URL", field="callback_url")
+    return url
+
+
 def validate_send(data: dict[str, Any], who: Caller, settings: Settings) -> SendRequest:
     _channel(data, who.channels)
     body = data.get("body", data.get("message"))
@@ -113,7 +122,7 @@ def validate_send(data: dict[str, Any], who: Caller, settings: Settings) -> Send
         recipients=parse_recipients(data.get("to"), who.region, limit=settings.max_recipients),
         sender=check_sender(data.get("from")),
         client_ref=_optional_str(data, "client_ref", 200),
-        callback_url=_callback_url(data),
+        callback_url=_allowed_callback(_callback_url(data), settings),
     )
 
 

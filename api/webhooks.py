@@ -8,10 +8,11 @@ from uuid import UUID
 
 from aiohttp import web
 
-from api.context import POOL, caller
+from api.context import POOL, SETTINGS, caller
 from broker.db import unavailable_as_error
 from broker.errors import InputError, NotFound
 from broker.webhooks import store
+from broker.webhooks.destinations import refused_destination
 from broker.webhooks.endpoints import parse_endpoint
 
 DEFAULT_PAGE = 50
@@ -50,6 +51,10 @@ def _positive_int(request: web.Request, name: str, default: int | None, hi: int)
 async def create_webhook(request: web.Request) -> web.Response:
     who = caller(request)
     spec = parse_endpoint(await _json_body(request))
+    if not request.app[SETTINGS].webhook_allow_private:
+        refusal = refused_destination(spec.url)
+        if refusal is not None:
+            raise InputError(refusal, code="INVALID_URL", field="url")
     async with unavailable_as_error():
         webhook = await store.create(request.app[POOL], who.account_id, spec)
     return web.json_response(webhook.public(with_secret=True), status=201)

@@ -56,6 +56,8 @@ class Settings:
         default=(5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0)
     )
     webhook_timeout: float = 10.0
+    #: Let webhooks go to loopback and private addresses (local try-outs and tests only).
+    webhook_allow_private: bool = False
     #: A message no carrier took within this many seconds ends failed (EXPIRED), refunded.
     message_validity: float = 48 * 3600.0
     #: How long an API process trusts a key lookup (revocations take this long to apply).
@@ -85,5 +87,7 @@ class Settings:
             ),
             webhook_timeout=float(_int(env, "WEBHOOK_TIMEOUT", 10, 1, 120)),
             message_validity=3600.0 * _int(env, "MESSAGE_VALIDITY_HOURS", 48, 1, 720),
+            webhook_allow_private=env.get("WEBHOOK_ALLOW_PRIVATE", "").lower()
+            in ("1", "true", "yes"),
             auth_cache_seconds=float(_int(env, "AUTH_CACHE_SECONDS", 1, 0, 300)),
         )

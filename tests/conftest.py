@@ -18,6 +18,8 @@ PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.
 PG_BASE = PG_ADMIN_DSN.rsplit("/", 1)[0]
 AMQP_BASE = os.environ.get("TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672")
 RUN_ID = uuid.uuid4().hex[:10]
+# The suite's webhook receivers listen on 127.0.0.1; worker processes it starts inherit this.
+os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE", "1")
 
 
 def _rabbitmqctl(*args: str) -> None:
@@ -60,7 +62,8 @@ def settings(pg_dsn: str, amqp_url: str) -> Settings:
         api_port=0,
         webhook_retry_delays=(0.2, 0.5, 1.0),
         webhook_timeout=2.0,
-        auth_cache_seconds=0.0,  # revocations must show at once in these tests
+        auth_cache_seconds=0.0,
+        webhook_allow_private=True,  # revocations must show at once in these tests
     )
 
 

@@ -15,8 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.typedefs import Handler
 
 from api import webhooks
-from api.context import CALLER, POOL, Caller
+from api.context import CALLER, POOL, SETTINGS, Caller
 from api.errors import error_response
+from broker.config import Settings
 from broker.errors import BrokerError
 from broker.webhooks.signing import new_secret
 from broker.webhooks.store import MAX_ENDPOINTS
@@ -48,6 +49,7 @@ async def fake_auth(request: web.Request, handler: Handler) -> web.StreamRespons
 async def client(pool: asyncpg.Pool) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     app = web.Application(middlewares=[errors, fake_auth])
     app[POOL] = pool
+    app[SETTINGS] = Settings(webhook_allow_private=True)  # test receivers are on 127.0.0.1
     webhooks.register(app)
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as test_client:
         yield test_client

@@ -26,6 +26,7 @@ from broker.queues import AMQP_ERRORS, Amqp
 from broker.webhooks import attempts
 from broker.webhooks.attempts import AttemptRow
 from broker.webhooks.delivery import Delivery, Outcome, post
+from broker.webhooks.destinations import connector_options
 from broker.webhooks.payloads import Parsed, PayloadError, Retry, parse_payload, retries_payload
 from broker.webhooks.policy import Verdict, judge, retry_tier
 from broker.webhooks.targets import AccountTargets, TargetCache
@@ -78,7 +79,11 @@ class WebhookSender:
     async def start(self) -> None:
         await self._amqp.declare_topology(self._settings.webhook_retry_delays)
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._concurrency, keepalive_timeout=30),
+            connector=aiohttp.TCPConnector(
+                limit=self._concurrency,
+                keepalive_timeout=30,
+                **connector_options(self._settings.webhook_allow_private),
+            ),
             timeout=aiohttp.ClientTimeout(total=self._settings.webhook_timeout),
         )
         channel = await self._amqp.consumer_channel(self._prefetch)
@@ -230,7 +235,9 @@ class WebhookSender:
         if self._session is None:
             raise DependencyUnavailable("webhook sender is not started", code="NOT_STARTED")
         async with self._slots:
-            return await post(self._session, delivery)
+            return await post(
+                self._session, delivery, allow_private=self._settings.webhook_allow_private
+            )
 
     async def _publish_retries(self, tier: int, retries: Sequence[Retry]) -> None:
         await self._amqp.publish(self._amqp.retry_queue(tier), retries_payload(retries))

@@ -106,6 +106,7 @@ def child_env(database_url: str, amqp_url: str, queue_prefix: str) -> dict[str, 
         AMQP_URL=amqp_url,
         QUEUE_PREFIX=queue_prefix,
         LOG_FORMAT="json",
+        WEBHOOK_ALLOW_PRIVATE="1",  # the bench's webhook receiver listens on this machine
         PYTHONUNBUFFERED="1",
     )
     return env

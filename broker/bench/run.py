@@ -55,7 +55,9 @@ async def run_bench(opts: BenchOptions, settings: Settings | None = None) -> Ben
     name = database.fresh_name()
     prefix = f"bench-{uuid.uuid4().hex[:10]}"
     dsn = await db_admin.create_database(settings.database_url, name)
-    bench_settings = replace(settings, database_url=dsn, queue_prefix=prefix)
+    bench_settings = replace(
+        settings, database_url=dsn, queue_prefix=prefix, webhook_allow_private=True
+    )
     stack = make_stack(bench_settings, opts)
     receiver = WebhookReceiver()
     failed = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from decimal import Decimal
 
 import asyncpg
@@ -54,6 +55,8 @@ async def start_dev(
     settings: Settings, port: int, smsc_port: int, credits: str
 ) -> Callable[[], Awaitable[None]]:
     opening = accounts.parse_amount(credits, field="credits", allow_negative=False)
+    # A local try-out: webhooks to a receiver on this machine are the point.
+    settings = replace(settings, webhook_allow_private=True)
     await ensure_database(settings.database_url)
     await migrate(settings.database_url)
     sim = SmscSimulator(SimConfig(port=smsc_port, accounts={SIM_SYSTEM_ID: SIM_PASSWORD}))

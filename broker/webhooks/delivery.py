@@ -9,6 +9,7 @@ from uuid import UUID
 
 import aiohttp
 
+from broker.webhooks.destinations import refused_destination
 from broker.webhooks.payloads import Event
 from broker.webhooks.signing import sign
 
@@ -65,7 +66,10 @@ async def post(
     delivery: Delivery,
     *,
     wall_clock: Callable[[], float] = time.time,
+    allow_private: bool = True,
 ) -> Outcome:
+    if not allow_private and (refusal := refused_destination(delivery.url)) is not None:
+        return Outcome(None, refusal, 0)
     body = delivery.event.body()
     headers = signed_headers(delivery, body, int(wall_clock()))
     started = time.monotonic()
