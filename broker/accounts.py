@@ -93,6 +93,19 @@ async def credit_account(conn: asyncpg.Connection, account_id: UUID, amount: Dec
         )
 
 
+async def account_books(conn: asyncpg.Connection, account_id: UUID) -> dict[str, Any]:
+    """The account with its balance and the sum of its ledger, which must be equal."""
+    row = await conn.fetchrow(
+        "SELECT a.id, a.name, a.region, a.status, a.balance,"
+        " (SELECT coalesce(sum(amount), 0) FROM ledger l WHERE l.account_id = a.id) AS ledger_sum"
+        " FROM accounts a WHERE a.id = $1",
+        account_id,
+    )
+    if row is None:
+        raise NotFound(f"account {account_id} not found")
+    return {**dict(row), "balanced": row["balance"] == row["ledger_sum"]}
+
+
 @dataclass(frozen=True)
 class CreatedKey:
     id: UUID

@@ -47,6 +47,8 @@ def test_account_key_connector_route_number(pg_dsn: str) -> None:
 
     credited = run(pg_dsn, "account", "credit", account, "7.5", "--json")
     assert json.loads(credited.stdout)["balance"] == 20
+    books = json.loads(run(pg_dsn, "account", "show", account, "--json").stdout)
+    assert (books["balance"], books["ledger_sum"], books["balanced"]) == (20, 20, True)
 
     key = run(
         pg_dsn, "key", "create", account, "--rate-limit", "120", "--expires-days", "30", "--json"

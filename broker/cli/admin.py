@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--region", default="US", help="default region for local numbers, e.g. GH")
     _json_flag(p)
     p.set_defaults(func=cmd_account_create)
+    p = acc.add_parser("show", help="an account's balance, checked against its ledger")
+    p.add_argument("account", type=_uuid)
+    _json_flag(p)
+    p.set_defaults(func=cmd_account_show)
     p = acc.add_parser("credit", help="add (or, negative, remove) credits")
     p.add_argument("account", type=_uuid)
     p.add_argument("amount")
@@ -117,6 +121,19 @@ def cmd_account_create(args: argparse.Namespace) -> int:
         lambda conn: accounts.create_account(conn, args.name, credits, args.region),
         lambda account_id: emit(args.json, {"id": account_id}, str(account_id)),
     )
+
+
+def cmd_account_show(args: argparse.Namespace) -> int:
+    def done(books: dict[str, Any]) -> None:
+        verdict = "balanced" if books["balanced"] else "DOES NOT MATCH the ledger"
+        emit(
+            args.json,
+            books,
+            f"{books['name']} ({books['region']}, {books['status']}): balance {books['balance']},"
+            f" ledger sum {books['ledger_sum']}: {verdict}",
+        )
+
+    return with_db(args.json, lambda conn: accounts.account_books(conn, args.account), done)
 
 
 def cmd_account_credit(args: argparse.Namespace) -> int:
