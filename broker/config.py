@@ -60,6 +60,8 @@ class Settings:
     webhook_allow_private: bool = False
     #: A message no carrier took within this many seconds ends failed (EXPIRED), refunded.
     message_validity: float = 48 * 3600.0
+    #: A sent message with no final receipt after this many seconds ends undelivered (NO_RECEIPT).
+    receipt_wait: float = 72 * 3600.0
     #: How long an API process trusts a key lookup (revocations take this long to apply).
     auth_cache_seconds: float = 1.0
 
@@ -89,5 +91,6 @@ class Settings:
             message_validity=3600.0 * _int(env, "MESSAGE_VALIDITY_HOURS", 48, 1, 720),
             webhook_allow_private=env.get("WEBHOOK_ALLOW_PRIVATE", "").lower()
             in ("1", "true", "yes"),
+            receipt_wait=3600.0 * _int(env, "RECEIPT_WAIT_HOURS", 72, 1, 2160),
             auth_cache_seconds=float(_int(env, "AUTH_CACHE_SECONDS", 1, 0, 300)),
         )

@@ -8,6 +8,7 @@ its own submit_sm_resp into the database) is parked in pending_receipts and matc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from uuid import UUID
 
 import asyncpg
@@ -93,6 +94,38 @@ DELETE FROM pending_receipts
  WHERE (connector, carrier_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
     OR received_at < now() - interval '2 days'
 """
+
+
+_SETTLE_UNRECEIPTED = f"""
+WITH stale AS (
+    SELECT id FROM messages
+     WHERE status = 'sent' AND sent_at < now() - $1::interval
+     ORDER BY sent_at LIMIT $2
+       FOR UPDATE SKIP LOCKED
+), upd AS (
+    UPDATE messages m
+       SET status = 'undelivered', error_code = 'NO_RECEIPT',
+           error_text = 'the carrier sent no delivery receipt in time', done_at = now(),
+           updated_at = now()
+      FROM stale
+     WHERE m.id = stale.id
+    RETURNING {", ".join("m." + c.strip() for c in STATUS_RETURNING.split(","))}
+), history AS (
+    INSERT INTO message_events (message_id, status, detail)
+    SELECT id, 'undelivered', 'NO_RECEIPT' FROM upd
+)
+SELECT * FROM upd
+"""
+
+
+async def settle_unreceipted(
+    conn: asyncpg.Connection, older_than: timedelta, *, limit: int = 1000
+) -> list[asyncpg.Record]:
+    """Messages sent longer ago than ``older_than`` with no final receipt end undelivered.
+
+    Every accepted message reaches a final state, even when its carrier never reports.
+    """
+    return list(await conn.fetch(_SETTLE_UNRECEIPTED, older_than, limit))
 
 
 def latest_final(updates: list[ReceiptUpdate]) -> list[ReceiptUpdate]:

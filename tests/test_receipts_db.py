@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import asyncpg
 import pytest
 
-from broker.receipts import ReceiptUpdate, apply_receipts, match_pending
+from broker.receipts import ReceiptUpdate, apply_receipts, match_pending, settle_unreceipted
 
 
 @pytest.fixture
@@ -150,3 +151,20 @@ async def test_final_state_is_never_overwritten_by_the_schema(
     await apply_receipts(conn, [ReceiptUpdate(connector, "f1", "DELIVRD", None)])
     with pytest.raises(asyncpg.CheckViolationError):
         await conn.execute("UPDATE messages SET status = 'sent' WHERE id = $1", mid)
+
+
+async def test_message_without_receipt_is_settled_after_the_wait(
+    conn: asyncpg.Connection, connector: str
+) -> None:
+    old = await sent_message(conn, connector, ["g1"])
+    recent = await sent_message(conn, connector, ["g2"])
+    await conn.execute("UPDATE messages SET sent_at = now() - interval '4 days' WHERE id = $1", old)
+    await conn.execute("UPDATE messages SET sent_at = now() WHERE id = $1", recent)
+    rows = await settle_unreceipted(conn, timedelta(hours=72))
+    assert [(r["id"], r["status"], r["error_code"]) for r in rows] == [
+        (old, "undelivered", "NO_RECEIPT")
+    ]
+    assert await status(conn, recent) == "sent"
+    # A receipt arriving later changes the part, never the settled message.
+    assert await apply_receipts(conn, [ReceiptUpdate(connector, "g1", "DELIVRD", None)]) == []
+    assert await status(conn, old) == "undelivered"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -19,7 +20,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from broker.inbound import Inbound, store_inbound
 from broker.notify import publish_events, status_events
 from broker.queues import Amqp, loads
-from broker.receipts import ReceiptUpdate, apply_receipts, match_pending
+from broker.receipts import ReceiptUpdate, apply_receipts, match_pending, settle_unreceipted
 from workers.batching import RETRYABLE, BatchConsumer
 from workers.poison import dead_letter, process_isolating
 
@@ -53,9 +54,18 @@ def read_events(
 
 
 class EventsWorker:
-    def __init__(self, pool: asyncpg.Pool, amqp: Amqp, *, sweep_every: float = 1.0) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        amqp: Amqp,
+        *,
+        sweep_every: float = 1.0,
+        receipt_wait: timedelta = timedelta(hours=72),
+    ) -> None:
         self.pool = pool
         self.amqp = amqp
+        self.receipt_wait = receipt_wait
+        self._sweeps = 0
         self.consumer = BatchConsumer("events", self.handle, max_size=200, max_wait=0.005)
         self._sweep_every = sweep_every
         self._sweeper: asyncio.Task[None] | None = None
@@ -92,8 +102,12 @@ class EventsWorker:
         await publish_events(self.amqp, webhook_events)
 
     async def sweep(self) -> int:
+        """Match parked receipts; once a minute, also settle messages no receipt will reach."""
         async with self.pool.acquire() as conn, conn.transaction():
             settled = await match_pending(conn)
+            if self._sweeps % 60 == 0:
+                settled += await settle_unreceipted(conn, self.receipt_wait)
+        self._sweeps += 1
         await publish_events(self.amqp, status_events(settled))
         return len(settled)
 

@@ -6,6 +6,7 @@ carriers' binds allow, ``--role charge`` where PostgreSQL is close, and so on.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Protocol
 
 import asyncpg
@@ -62,7 +63,9 @@ class WorkerSet:
                 validity=self.settings.message_validity,
             )
         if role == "events":
-            return EventsWorker(pool, self.amqp)
+            return EventsWorker(
+                pool, self.amqp, receipt_wait=timedelta(seconds=self.settings.receipt_wait)
+            )
         return WebhookSender(self.settings, pool, self.amqp)
 
     async def stop(self) -> None:
