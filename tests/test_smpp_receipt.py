@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 
 from broker.smpp.constants import CommandId, Tag
 from broker.smpp.pdu import Pdu, cstring_tlv, int_tlv
-from broker.smpp.receipt import STATES, Receipt, canonical_message_id, parse_receipt
+from broker.smpp.receipt import (
+    STATES,
+    Receipt,
+    _parse_date,
+    canonical_message_id,
+    parse_receipt,
+)
 
 
 def deliver(
@@ -236,3 +242,10 @@ def test_canonical_is_idempotent_on_submit_side(raw: str, fmt: str, from_receipt
     once = canonical_message_id(raw, fmt=fmt, from_receipt=from_receipt)  # type: ignore[arg-type]
     assert once == once.strip()
     assert canonical_message_id(once, fmt=fmt, from_receipt=False) == once  # type: ignore[arg-type]
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2068, 12, 31)))
+def test_date_slicing_agrees_with_strptime(moment: datetime) -> None:
+    for fmt in ("%y%m%d%H%M", "%y%m%d%H%M%S", "%Y%m%d%H%M%S"):
+        raw = moment.strftime(fmt)
+        assert _parse_date(raw) == datetime.strptime(raw, fmt).replace(tzinfo=UTC)

@@ -125,14 +125,25 @@ def _text_fields(text: str) -> dict[str, str]:
 
 
 def _parse_date(raw: str | None) -> datetime | None:
-    if not raw or not raw.isdigit():
+    """YYMMDDhhmm, YYMMDDhhmmss or YYYYMMDDhhmmss; read by slicing (strptime is slow and
+    every receipt carries two dates)."""
+    if not raw or not raw.isdigit() or len(raw) not in (10, 12, 14):
         return None
-    formats = {10: "%y%m%d%H%M", 12: "%y%m%d%H%M%S", 14: "%Y%m%d%H%M%S"}
-    fmt = formats.get(len(raw))
-    if fmt is None:
-        return None
+    if len(raw) == 14:
+        year, rest = int(raw[:4]), raw[4:]
+    else:
+        year, rest = 2000 + int(raw[:2]), raw[2:]
+    second = int(rest[8:10]) if len(rest) >= 10 else 0
     try:
-        return datetime.strptime(raw, fmt).replace(tzinfo=UTC)
+        return datetime(
+            year,
+            int(rest[0:2]),
+            int(rest[2:4]),
+            int(rest[4:6]),
+            int(rest[6:8]),
+            second,
+            tzinfo=UTC,
+        )
     except ValueError:
         return None
 
