@@ -5,20 +5,35 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import structlog
+
 from broker.queues import Amqp
 from broker.resources import MESSAGE_COLUMNS, message_resource
 from broker.webhooks.events import MESSAGE_STATUS, event_id_for, make_event
 
 #: Columns a status-changing statement returns so its rows can become webhook events.
-STATUS_RETURNING = MESSAGE_COLUMNS + ", callback_url"
+STATUS_RETURNING = MESSAGE_COLUMNS + ", callback_url, connector"
 
 #: Customers are told about the outcome of a message; intermediate states are in its history.
 NOTIFIED_STATUSES = frozenset({"delivered", "undelivered", "failed"})
 
 _CHUNK = 500
 
+log = structlog.get_logger(__name__)
+
 
 def status_events(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The webhook events of messages that reached an outcome; failures are logged too."""
+    rows = list(rows)
+    for row in rows:
+        if row["status"] in ("failed", "undelivered"):
+            log.info(
+                "message " + row["status"],
+                message_id=str(row["id"]),
+                account_id=str(row["account_id"]),
+                connector=row["connector"],
+                error_code=row["error_code"],
+            )
     return [
         make_event(
             MESSAGE_STATUS,

@@ -200,6 +200,12 @@ class SubmitWorker:
         await asyncio.gather(*(self._submit_message(runtime, row, outcomes) for row in claimed))
         failed_rows = await self._record(name, outcomes)
         if outcomes.retry:
+            log.info(
+                "messages requeued: carrier busy or no bind",
+                connector=name,
+                count=len(outcomes.retry),
+                message_ids=[str(i) for i in outcomes.retry[:5]],
+            )
             await asyncio.sleep(RETRY_PAUSE)
             await self.amqp.publish(
                 self.amqp.names.submit(name),
