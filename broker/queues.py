@@ -27,6 +27,9 @@ from broker.errors import DependencyUnavailable
 
 log = structlog.get_logger(__name__)
 
+#: Messages per AMQP message on a submit queue (the charge worker packs them, submit unpacks).
+SUBMIT_CHUNK = 100
+
 #: Seconds to wait for a publisher confirm before answering that RabbitMQ is unavailable.
 PUBLISH_TIMEOUT = 5.0
 

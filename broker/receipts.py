@@ -1,5 +1,9 @@
 """Carrier receipts applied to parts and messages, in one round trip per batch.
 
+A receipt is looked for among the parts submitted through any connector of the same carrier
+account (``connectors.scope``), since the bind a receipt comes back on need not be the one the
+part went out on.
+
 A part moves once, from sent to its final state; a message becomes delivered when every part
 is, undelivered as soon as one part is not. A receipt whose part is not recorded yet (it beat
 its own submit_sm_resp into the database) is parked in pending_receipts and matched later.
@@ -48,8 +52,9 @@ _UPDATE_PARTS = """
 UPDATE message_parts p SET status = u.status, error_code = u.error, done_at = now()
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
        AS u(connector, carrier_id, status, error)
- WHERE p.connector = u.connector AND p.carrier_id = u.carrier_id AND p.status = 'sent'
-RETURNING p.message_id, p.connector, p.carrier_id
+  JOIN connectors c ON c.name = u.connector
+ WHERE p.scope = c.scope AND p.carrier_id = u.carrier_id AND p.status = 'sent'
+RETURNING p.message_id, u.connector, u.carrier_id
 """
 
 _PARK = """
@@ -85,7 +90,8 @@ SELECT * FROM upd
 _MATCHED_PENDING = """
 SELECT pr.connector, pr.carrier_id, pr.state, pr.error
   FROM pending_receipts pr
-  JOIN message_parts p ON p.connector = pr.connector AND p.carrier_id = pr.carrier_id
+  JOIN connectors c ON c.name = pr.connector
+  JOIN message_parts p ON p.scope = c.scope AND p.carrier_id = pr.carrier_id
  LIMIT 1000
 """
 

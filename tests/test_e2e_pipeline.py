@@ -497,3 +497,26 @@ async def test_poison_item_is_dead_lettered_and_the_rest_flows(
     finally:
         await connection.close()
     assert dead["source"] == "events" and dead["item"]["text"] == "bad \x00 byte"
+
+
+async def test_tps_capped_connector_added_while_running(stack: Stack) -> None:
+    """A connector added with `connector add` is bound without a restart and keeps its TPS."""
+    await add_connector(stack.pool, "sim-slow", stack.sim.port, tps=40, binds=1)
+    async with stack.pool.acquire() as conn:
+        await accounts.add_route(conn, "1212555", "sim-slow", Decimal(2))
+    # Workers and the API reload connectors and routes every 5 seconds.
+    await asyncio.sleep(6)
+    customer = await stack.customer(credits=200)
+    numbers = [f"+1212555{i:04d}" for i in range(1000, 1060)]  # clear of the sim's rules
+    status, body = await stack.send(customer, {"to": numbers, "body": "slow lane"})
+    assert status == 202, body
+    for m in body["messages"]:
+        data = await stack.final_webhook(customer, m["id"])
+        assert data["status"] == "delivered" and data["cost"] == 2
+    connectors = await stack.pool.fetch(
+        "SELECT DISTINCT p.connector FROM message_parts p JOIN messages m ON m.id = p.message_id"
+        " WHERE m.account_id = $1",
+        customer.account_id,
+    )
+    assert [r["connector"] for r in connectors] == ["sim-slow"]
+    assert await ledger_consistent(stack.pool, customer.account_id) == (Decimal(80), Decimal(80))

@@ -168,3 +168,27 @@ async def test_message_without_receipt_is_settled_after_the_wait(
     # A receipt arriving later changes the part, never the settled message.
     assert await apply_receipts(conn, [ReceiptUpdate(connector, "g1", "DELIVRD", None)]) == []
     assert await status(conn, old) == "undelivered"
+
+
+async def test_receipt_on_a_sibling_connector_of_the_same_carrier_account(
+    conn: asyncpg.Connection, connector: str
+) -> None:
+    sibling = f"s{uuid.uuid4().hex[:8]}"
+    await conn.execute(
+        "INSERT INTO connectors (name, host, port, system_id, password)"
+        " SELECT $1, host, port, system_id, password FROM connectors WHERE name = $2",
+        sibling,
+        connector,
+    )
+    other_account = f"o{uuid.uuid4().hex[:8]}"
+    await conn.execute(
+        "INSERT INTO connectors (name, host, port, system_id, password)"
+        " VALUES ($1, 'h', 1, 'someone-else', 'p')",
+        other_account,
+    )
+    mid = await sent_message(conn, connector, ["h1"])
+    # Another carrier account's receipt with the same id is not ours.
+    assert await apply_receipts(conn, [ReceiptUpdate(other_account, "h1", "DELIVRD", None)]) == []
+    assert await status(conn, mid) == "sent"
+    [row] = await apply_receipts(conn, [ReceiptUpdate(sibling, "h1", "DELIVRD", None)])
+    assert row["id"] == mid and row["status"] == "delivered"

@@ -24,14 +24,13 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from broker.notify import STATUS_RETURNING, publish_events, status_events
-from broker.queues import Amqp, loads
+from broker.queues import SUBMIT_CHUNK, Amqp, loads
 from broker.routing import RouteTable
 from workers.batching import BatchConsumer
 from workers.poison import dead_letter, process_isolating
 
 log = structlog.get_logger(__name__)
 
-SUBMIT_CHUNK = 100
 
 _INSERT_BATCHES = """
 INSERT INTO batches (id, account_id, total)

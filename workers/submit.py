@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,8 +23,14 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from broker.credits import refund_failed
 from broker.notify import STATUS_RETURNING, publish_events, status_events
-from broker.queues import AMQP_ERRORS, Amqp, loads
-from broker.smpp.connector import Connector, ConnectorConfig, SubmitOutcome, SubmitUnavailable
+from broker.queues import AMQP_ERRORS, SUBMIT_CHUNK, Amqp, loads
+from broker.smpp.connector import (
+    Connector,
+    ConnectorConfig,
+    DeliverHandler,
+    SubmitOutcome,
+    SubmitUnavailable,
+)
 from broker.smpp.constants import Status
 from broker.smpp.errors import SmppCodecError
 from broker.smpp.receipt import IdFormat, canonical_message_id
@@ -98,6 +105,25 @@ class ConnectorRuntime:
     connector: Connector
     id_format: IdFormat
     mode: LongMode
+    #: AMQP messages (of up to SUBMIT_CHUNK messages each) taken at once for this connector.
+    prefetch: int
+    #: How long one part may wait for a bind, window room and its TPS slot.
+    submit_timeout: float
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record, on_deliver: DeliverHandler) -> ConnectorRuntime:
+        prefetch = max(4, row["binds"] * row["window_size"] // 20)
+        timeout = 30.0
+        if row["tps"] is not None:
+            # Everything prefetched must get through the TPS cap before it times out.
+            timeout = max(timeout, 1.5 * prefetch * SUBMIT_CHUNK / float(row["tps"]))
+        return cls(
+            Connector(connector_config(row), on_deliver),
+            row["dlr_id_format"],
+            LongMode(row["long_mode"], row["gsm7_packed"]),
+            prefetch,
+            timeout,
+        )
 
 
 def connector_config(row: asyncpg.Record) -> ConnectorConfig:
@@ -158,21 +184,18 @@ class SubmitWorker:
         for row in rows:
             if row["name"] in self.runtimes:
                 continue
-            connector = Connector(connector_config(row), self.forwarder.on_deliver)
+            runtime = ConnectorRuntime.from_row(row, self.forwarder.on_deliver)
             self.forwarder.id_formats[row["name"]] = row["dlr_id_format"]
-            self.runtimes[row["name"]] = ConnectorRuntime(
-                connector, row["dlr_id_format"], LongMode(row["long_mode"], row["gsm7_packed"])
-            )
-            await connector.start()
-            prefetch = max(2, row["binds"] * row["window_size"] // 20)
+            self.runtimes[row["name"]] = runtime
+            await runtime.connector.start()
             await self.amqp.consume(
                 self.amqp.names.submit(row["name"]),
                 self._handler(row["name"]),
-                prefetch=prefetch,
+                prefetch=runtime.prefetch,
             )
             log.info("connector started", connector=row["name"])
 
-    def _handler(self, name: str) -> Any:
+    def _handler(self, name: str) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
                 await self.handle(name, message)
@@ -229,7 +252,8 @@ class SubmitWorker:
         done = set(row["done"])
         todo = [(seq, p) for seq, p in enumerate(parts, start=1) if seq not in done]
         results = await asyncio.gather(
-            *(runtime.connector.submit(p) for _, p in todo), return_exceptions=True
+            *(runtime.connector.submit(p, timeout=runtime.submit_timeout) for _, p in todo),
+            return_exceptions=True,
         )
         refusal: tuple[str, str] | None = None
         temporary = False
