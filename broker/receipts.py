@@ -32,7 +32,7 @@ FINAL_STATES = {
 
 @dataclass(frozen=True, slots=True)
 class ReceiptUpdate:
-    connector: str
+    scope: str  # the carrier account the receipt came from: connectors.scope
     carrier_id: str
     state: str
     error: str | None
@@ -51,14 +51,13 @@ class ReceiptUpdate:
 _UPDATE_PARTS = """
 UPDATE message_parts p SET status = u.status, error_code = u.error, done_at = now()
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-       AS u(connector, carrier_id, status, error)
-  JOIN connectors c ON c.name = u.connector
- WHERE p.scope = c.scope AND p.carrier_id = u.carrier_id AND p.status = 'sent'
-RETURNING p.message_id, u.connector, u.carrier_id
+       AS u(scope, carrier_id, status, error)
+ WHERE p.scope = u.scope AND p.carrier_id = u.carrier_id AND p.status = 'sent'
+RETURNING p.message_id, u.scope, u.carrier_id
 """
 
 _PARK = """
-INSERT INTO pending_receipts (connector, carrier_id, state, error)
+INSERT INTO pending_receipts (scope, carrier_id, state, error)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
 ON CONFLICT DO NOTHING
 """
@@ -88,16 +87,15 @@ SELECT * FROM upd
 """
 
 _MATCHED_PENDING = """
-SELECT pr.connector, pr.carrier_id, pr.state, pr.error
+SELECT pr.scope, pr.carrier_id, pr.state, pr.error
   FROM pending_receipts pr
-  JOIN connectors c ON c.name = pr.connector
-  JOIN message_parts p ON p.scope = c.scope AND p.carrier_id = pr.carrier_id
+  JOIN message_parts p ON p.scope = pr.scope AND p.carrier_id = pr.carrier_id
  LIMIT 1000
 """
 
 _DROP_PENDING = """
 DELETE FROM pending_receipts
- WHERE (connector, carrier_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+ WHERE (scope, carrier_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
     OR received_at < now() - interval '2 days'
 """
 
@@ -139,7 +137,7 @@ def latest_final(updates: list[ReceiptUpdate]) -> list[ReceiptUpdate]:
     chosen: dict[tuple[str, str], ReceiptUpdate] = {}
     for u in updates:
         if u.state in FINAL_STATES:
-            chosen[(u.connector, u.carrier_id)] = u
+            chosen[(u.scope, u.carrier_id)] = u
     return list(chosen.values())
 
 
@@ -150,11 +148,11 @@ async def apply_receipts(
     updates = latest_final(updates)
     if not updates:
         return []
-    connectors = [u.connector for u in updates]
+    scopes = [u.scope for u in updates]
     carrier_ids = [u.carrier_id for u in updates]
     touched = await conn.fetch(
         _UPDATE_PARTS,
-        connectors,
+        scopes,
         carrier_ids,
         [u.part_status for u in updates],
         [u.error_code for u in updates],
@@ -163,12 +161,12 @@ async def apply_receipts(
         # Park whatever this UPDATE did not apply, without asking why: its part may not be
         # recorded yet, or may have been committed a moment after the UPDATE's snapshot. The
         # sweep applies it once the part is there, and drops it if the part is final already.
-        applied = {(r["connector"], r["carrier_id"]) for r in touched}
-        unknown = [u for u in updates if (u.connector, u.carrier_id) not in applied]
+        applied = {(r["scope"], r["carrier_id"]) for r in touched}
+        unknown = [u for u in updates if (u.scope, u.carrier_id) not in applied]
         if unknown:
             await conn.execute(
                 _PARK,
-                [u.connector for u in unknown],
+                [u.scope for u in unknown],
                 [u.carrier_id for u in unknown],
                 [u.state for u in unknown],
                 [u.error for u in unknown],
@@ -182,9 +180,7 @@ async def apply_receipts(
 async def match_pending(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     """Apply parked receipts whose parts have been recorded since."""
     rows = await conn.fetch(_MATCHED_PENDING)
-    updates = [ReceiptUpdate(r["connector"], r["carrier_id"], r["state"], r["error"]) for r in rows]
+    updates = [ReceiptUpdate(r["scope"], r["carrier_id"], r["state"], r["error"]) for r in rows]
     settled = await apply_receipts(conn, updates, park_unknown=False)
-    await conn.execute(
-        _DROP_PENDING, [u.connector for u in updates], [u.carrier_id for u in updates]
-    )
+    await conn.execute(_DROP_PENDING, [u.scope for u in updates], [u.carrier_id for u in updates])
     return settled

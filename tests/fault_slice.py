@@ -209,7 +209,11 @@ async def fault_slice(
         await sim.stop()
         # Receipts for submissions a fault orphaned (accepted by the carrier, answer lost,
         # resubmitted) stay parked; they are this slice's, not other tests' business.
-        await pool.execute("DELETE FROM pending_receipts WHERE connector = $1", name)
+        await pool.execute(
+            "DELETE FROM pending_receipts"
+            " WHERE scope = (SELECT scope FROM connectors WHERE name = $1)",
+            name,
+        )
 
 
 @contextlib.asynccontextmanager

@@ -93,8 +93,11 @@ async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
 
 
 def us_number(suffix: str = "") -> str:
-    """A valid US number, unique per call, ending in ``suffix`` when given."""
-    tail = (suffix or f"{uuid.uuid4().int % 10_000:04d}")[-4:]
+    """A valid US number, ending in ``suffix`` when given, else random.
+
+    Random tails are 1000–9999, clear of the simulator's outcome rules (0013, 0666, 0777).
+    """
+    tail = (suffix or f"{1000 + uuid.uuid4().int % 9000}")[-4:]
     return f"+1415555{tail}" if suffix else f"+1650253{tail}"
 
 
@@ -345,7 +348,8 @@ async def test_receipt_before_submit_resp_is_matched_later(stack: Stack) -> None
         stack.sim.clear_faults()
     assert data["status"] == "delivered"
     parked = await stack.pool.fetchval(
-        "SELECT count(*) FROM pending_receipts WHERE connector = 'sim'"
+        "SELECT count(*) FROM pending_receipts"
+        " WHERE scope = (SELECT scope FROM connectors WHERE name = 'sim')"
     )
     assert parked == 0
 

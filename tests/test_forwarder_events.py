@@ -86,3 +86,10 @@ def test_mo_in_message_payload() -> None:
         "c1", "as-is", deliver({"short_message": b""}, {Tag.MESSAGE_PAYLOAD: b"long " * 50})
     )
     assert event["text"] == "long " * 50
+
+
+def test_receipt_carries_the_carrier_account_scope() -> None:
+    pdu = deliver({"esm_class": 0x04, "short_message": b"id:9 stat:DELIVRD err:000"})
+    assert deliver_event("c1", "as-is", pdu, scope="10.0.0.1:2775/acme")["scope"] == (
+        "10.0.0.1:2775/acme"
+    )

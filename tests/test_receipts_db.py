@@ -67,94 +67,88 @@ async def connector(conn: asyncpg.Connection) -> str:
     return name
 
 
+@pytest.fixture
+async def scope(conn: asyncpg.Connection, connector: str) -> str:
+    value: str = await conn.fetchval("SELECT scope FROM connectors WHERE name = $1", connector)
+    return value
+
+
 async def status(conn: asyncpg.Connection, mid: uuid.UUID) -> str:
     value: str = await conn.fetchval("SELECT status FROM messages WHERE id = $1", mid)
     return value
 
 
 async def test_multipart_delivered_only_when_every_part_is(
-    conn: asyncpg.Connection, connector: str
+    conn: asyncpg.Connection, connector: str, scope: str
 ) -> None:
     mid = await sent_message(conn, connector, ["a1", "a2"])
-    assert await apply_receipts(conn, [ReceiptUpdate(connector, "a1", "DELIVRD", None)]) == []
+    assert await apply_receipts(conn, [ReceiptUpdate(scope, "a1", "DELIVRD", None)]) == []
     assert await status(conn, mid) == "sent"
-    [row] = await apply_receipts(conn, [ReceiptUpdate(connector, "a2", "DELIVRD", None)])
+    [row] = await apply_receipts(conn, [ReceiptUpdate(scope, "a2", "DELIVRD", None)])
     assert row["id"] == mid and row["status"] == "delivered"
 
 
 async def test_one_undelivered_part_settles_the_message(
-    conn: asyncpg.Connection, connector: str
+    conn: asyncpg.Connection, connector: str, scope: str
 ) -> None:
     mid = await sent_message(conn, connector, ["b1", "b2"])
-    [row] = await apply_receipts(conn, [ReceiptUpdate(connector, "b2", "EXPIRED", "027")])
+    [row] = await apply_receipts(conn, [ReceiptUpdate(scope, "b2", "EXPIRED", "027")])
     assert row["status"] == "undelivered" and row["error_code"] == "EXPIRED"
     # A later DELIVRD for the other part changes the part, never the settled message.
-    assert await apply_receipts(conn, [ReceiptUpdate(connector, "b1", "DELIVRD", None)]) == []
+    assert await apply_receipts(conn, [ReceiptUpdate(scope, "b1", "DELIVRD", None)]) == []
     assert await status(conn, mid) == "undelivered"
 
 
-async def test_intermediate_states_change_nothing(conn: asyncpg.Connection, connector: str) -> None:
+async def test_intermediate_states_change_nothing(
+    conn: asyncpg.Connection, connector: str, scope: str
+) -> None:
     mid = await sent_message(conn, connector, ["c1"])
-    updates = [ReceiptUpdate(connector, "c1", s, None) for s in ("ACCEPTD", "ENROUTE")]
+    updates = [ReceiptUpdate(scope, "c1", s, None) for s in ("ACCEPTD", "ENROUTE")]
     assert await apply_receipts(conn, updates) == []
     assert await status(conn, mid) == "sent"
-    assert (
-        await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE connector = $1", connector)
-        == 0
-    )
+    assert await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope) == 0
 
 
 async def test_early_receipt_is_parked_then_matched(
-    conn: asyncpg.Connection, connector: str
+    conn: asyncpg.Connection, connector: str, scope: str
 ) -> None:
     mid = await sent_message(conn, connector, ["d1"])
-    assert await apply_receipts(conn, [ReceiptUpdate(connector, "d2", "DELIVRD", None)]) == []
-    parked = await conn.fetchval(
-        "SELECT count(*) FROM pending_receipts WHERE connector = $1", connector
-    )
+    assert await apply_receipts(conn, [ReceiptUpdate(scope, "d2", "DELIVRD", None)]) == []
+    parked = await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope)
     assert parked == 1
     await conn.execute("UPDATE messages SET segments = 2 WHERE id = $1", mid)
     await add_part(conn, mid, 2, connector, "d2")
     assert await match_pending(conn) == []  # part 1 still awaits its receipt
-    [row] = await apply_receipts(conn, [ReceiptUpdate(connector, "d1", "DELIVRD", None)])
+    [row] = await apply_receipts(conn, [ReceiptUpdate(scope, "d1", "DELIVRD", None)])
     assert row["status"] == "delivered"
-    assert (
-        await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE connector = $1", connector)
-        == 0
-    )
+    assert await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope) == 0
 
 
 async def test_receipt_not_applied_is_always_parked(
-    conn: asyncpg.Connection, connector: str
+    conn: asyncpg.Connection, connector: str, scope: str
 ) -> None:
     """Whatever the UPDATE did not apply is kept for the sweep: nothing falls between."""
     mid = await sent_message(conn, connector, ["e1"])
-    await apply_receipts(conn, [ReceiptUpdate(connector, "e1", "DELIVRD", None)])
-    duplicate = ReceiptUpdate(connector, "e1", "UNDELIV", "001")
+    await apply_receipts(conn, [ReceiptUpdate(scope, "e1", "DELIVRD", None)])
+    duplicate = ReceiptUpdate(scope, "e1", "UNDELIV", "001")
     assert await apply_receipts(conn, [duplicate]) == []
-    assert (
-        await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE connector = $1", connector)
-        == 1
-    )
+    assert await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope) == 1
     assert await match_pending(conn) == []
-    assert (
-        await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE connector = $1", connector)
-        == 0
-    )
+    assert await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope) == 0
     assert await status(conn, mid) == "delivered"
 
 
 async def test_final_state_is_never_overwritten_by_the_schema(
-    conn: asyncpg.Connection, connector: str
+    conn: asyncpg.Connection, connector: str, scope: str
 ) -> None:
     mid = await sent_message(conn, connector, ["f1"])
-    await apply_receipts(conn, [ReceiptUpdate(connector, "f1", "DELIVRD", None)])
+    await apply_receipts(conn, [ReceiptUpdate(scope, "f1", "DELIVRD", None)])
     with pytest.raises(asyncpg.CheckViolationError):
         await conn.execute("UPDATE messages SET status = 'sent' WHERE id = $1", mid)
 
 
 async def test_message_without_receipt_is_settled_after_the_wait(
-    conn: asyncpg.Connection, connector: str
+    conn: asyncpg.Connection, connector: str, scope: str
 ) -> None:
     old = await sent_message(conn, connector, ["g1"])
     recent = await sent_message(conn, connector, ["g2"])
@@ -166,12 +160,12 @@ async def test_message_without_receipt_is_settled_after_the_wait(
     ]
     assert await status(conn, recent) == "sent"
     # A receipt arriving later changes the part, never the settled message.
-    assert await apply_receipts(conn, [ReceiptUpdate(connector, "g1", "DELIVRD", None)]) == []
+    assert await apply_receipts(conn, [ReceiptUpdate(scope, "g1", "DELIVRD", None)]) == []
     assert await status(conn, old) == "undelivered"
 
 
 async def test_receipt_on_a_sibling_connector_of_the_same_carrier_account(
-    conn: asyncpg.Connection, connector: str
+    conn: asyncpg.Connection, connector: str, scope: str
 ) -> None:
     sibling = f"s{uuid.uuid4().hex[:8]}"
     await conn.execute(
@@ -188,7 +182,9 @@ async def test_receipt_on_a_sibling_connector_of_the_same_carrier_account(
     )
     mid = await sent_message(conn, connector, ["h1"])
     # Another carrier account's receipt with the same id is not ours.
-    assert await apply_receipts(conn, [ReceiptUpdate(other_account, "h1", "DELIVRD", None)]) == []
+    assert (
+        await apply_receipts(conn, [ReceiptUpdate("h:1/someone-else", "h1", "DELIVRD", None)]) == []
+    )
     assert await status(conn, mid) == "sent"
-    [row] = await apply_receipts(conn, [ReceiptUpdate(sibling, "h1", "DELIVRD", None)])
+    [row] = await apply_receipts(conn, [ReceiptUpdate(scope, "h1", "DELIVRD", None)])
     assert row["id"] == mid and row["status"] == "delivered"

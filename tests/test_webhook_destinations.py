@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
-from dataclasses import replace
 
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.typedefs import Handler
 
-from api.app import create_app
-from broker import accounts
+from api.context import CALLER, POOL, SETTINGS, Caller
+from api.errors import error_response
+from api.messages import validate_send
+from api.webhooks import register
 from broker.config import Settings
+from broker.errors import BrokerError, InputError
 from broker.webhooks.delivery import Delivery, post
 from broker.webhooks.destinations import PublicOnlyResolver, is_public, refused_destination
 from broker.webhooks.payloads import parse_event
-from tests.harness import Customer
 
 
 @pytest.mark.parametrize(
@@ -44,13 +49,30 @@ def test_is_public() -> None:
     assert is_public("8.8.8.8") and not is_public("127.0.0.1") and not is_public("not-an-ip")
 
 
-async def test_resolver_drops_private_answers() -> None:
-    resolver = PublicOnlyResolver()
-    try:
-        with pytest.raises(OSError, match="no public address"):
-            await resolver.resolve("localhost", 80)
-    finally:
-        await resolver.close()
+class FixedResolver(AbstractResolver):
+    """Answers every name with the given addresses (no real lookup in tests)."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = addresses
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(hostname=host, host=a, port=port, family=family, proto=0, flags=0)
+            for a in self.addresses
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_resolver_keeps_only_public_answers() -> None:
+    mixed = PublicOnlyResolver(FixedResolver("10.0.0.7", "93.184.216.34"))
+    assert [r["host"] for r in await mixed.resolve("hooks.example.com", 443)] == ["93.184.216.34"]
+    private = PublicOnlyResolver(FixedResolver("127.0.0.1", "169.254.169.254"))
+    with pytest.raises(OSError, match="no public address"):
+        await private.resolve("sneaky.example.com", 80)
 
 
 async def test_post_refuses_a_private_literal_without_sending() -> None:
@@ -69,33 +91,42 @@ async def test_post_refuses_a_private_literal_without_sending() -> None:
     assert outcome.status_code is None and "private address" in (outcome.error or "")
 
 
-async def test_api_refuses_private_urls_when_not_allowed(settings: Settings) -> None:
-    strict = replace(settings, webhook_allow_private=False)
-    client = TestClient(TestServer(create_app(strict)))
+STRICT = Settings(webhook_allow_private=False)
+
+
+def test_callback_url_to_a_private_address_is_refused() -> None:
+    who = Caller(uuid.uuid4(), uuid.uuid4(), "US", 5.0, 60, ("sms",))
+    data = {"to": "+14155552671", "body": "x", "callback_url": "http://10.0.0.5/cb"}
+    with pytest.raises(InputError) as caught:
+        validate_send(data, who, STRICT)
+    assert caught.value.code == "INVALID_URL" and caught.value.field == "callback_url"
+    allowed = validate_send(data, who, Settings(webhook_allow_private=True))
+    assert allowed.callback_url == "http://10.0.0.5/cb"
+
+
+async def test_webhook_endpoint_to_a_private_address_is_refused(pool: asyncpg.Pool) -> None:
+    account = await pool.fetchval(
+        "INSERT INTO accounts (name, webhook_secret) VALUES ('strict', 's') RETURNING id"
+    )
+
+    @web.middleware
+    async def as_account(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request[CALLER] = Caller(account, uuid.uuid4(), "US", 0.0, 60, ("sms",))
+        try:
+            return await handler(request)
+        except BrokerError as exc:
+            return error_response(exc)
+
+    app = web.Application(middlewares=[as_account])
+    app[POOL] = pool
+    app[SETTINGS] = STRICT
+    register(app)
+    client = TestClient(TestServer(app))
     await client.start_server()
     try:
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            account = await accounts.create_account(
-                conn, "strict", accounts.parse_amount("5", field="c", allow_negative=False), "US"
-            )
-            key = (await accounts.create_key(conn, account)).secret
-        finally:
-            await conn.close()
-        who = Customer(account, key)
-        resp = await client.post(
-            "/v1/webhooks", json={"url": "http://169.254.169.254/x"}, headers=who.headers
-        )
+        resp = await client.post("/v1/webhooks", json={"url": "http://169.254.169.254/x"})
         assert resp.status == 400 and (await resp.json())["error"]["code"] == "INVALID_URL"
-        resp = await client.post(
-            "/v1/messages",
-            json={"to": "+14155552671", "body": "x", "callback_url": "http://10.0.0.5/cb"},
-            headers=who.headers,
-        )
-        assert resp.status == 400 and (await resp.json())["error"]["field"] == "callback_url"
-        resp = await client.post(
-            "/v1/webhooks", json={"url": "https://hooks.example.com/x"}, headers=who.headers
-        )
+        resp = await client.post("/v1/webhooks", json={"url": "https://hooks.example.com/x"})
         assert resp.status == 201
     finally:
         await client.close()

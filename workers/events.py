@@ -43,7 +43,10 @@ def read_events(
                 if event["kind"] == "receipt":
                     receipts.append(
                         ReceiptUpdate(
-                            event["connector"], event["carrier_id"], event["state"], event["error"]
+                            event.get("scope") or event["connector"],
+                            event["carrier_id"],
+                            event["state"],
+                            event["error"],
                         )
                     )
                 elif event["kind"] == "mo":

@@ -24,13 +24,20 @@ from broker.smpp.receipt import IdFormat, canonical_message_id, parse_receipt
 log = structlog.get_logger(__name__)
 
 
-def deliver_event(connector: str, id_format: IdFormat, pdu: Pdu) -> dict[str, Any]:
-    """The queue event for one deliver_sm: a receipt, or an inbound message (or a part of one)."""
+def deliver_event(
+    connector: str, id_format: IdFormat, pdu: Pdu, *, scope: str | None = None
+) -> dict[str, Any]:
+    """The queue event for one deliver_sm: a receipt, or an inbound message (or a part of one).
+
+    A receipt carries the connector's ``scope`` (its carrier account), within which it is
+    matched to a part.
+    """
     receipt = parse_receipt(pdu)
     if receipt is not None:
         return {
             "kind": "receipt",
             "connector": connector,
+            "scope": scope or connector,
             "carrier_id": canonical_message_id(
                 receipt.message_id, fmt=id_format, from_receipt=True
             ),
@@ -68,13 +75,19 @@ def deliver_event(connector: str, id_format: IdFormat, pdu: Pdu) -> dict[str, An
 class DeliverForwarder:
     def __init__(self, amqp: Amqp, *, max_batch: int = 500, max_wait: float = 0.003) -> None:
         self.id_formats: dict[str, IdFormat] = {}
+        self.scopes: dict[str, str] = {}
         self._packer = PackedPublisher(
             amqp, amqp.names.events, "events", max_items=max_batch, max_wait=max_wait
         )
 
     async def on_deliver(self, connector: str, pdu: Pdu) -> None:
         """Return once the event is durable; raise (→ a temporary error to the SMSC) if not."""
-        event = deliver_event(connector, self.id_formats.get(connector, "as-is"), pdu)
+        event = deliver_event(
+            connector,
+            self.id_formats.get(connector, "as-is"),
+            pdu,
+            scope=self.scopes.get(connector),
+        )
         try:
             await self._packer.publish(event)
         except DependencyUnavailable:

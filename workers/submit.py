@@ -186,6 +186,7 @@ class SubmitWorker:
                 continue
             runtime = ConnectorRuntime.from_row(row, self.forwarder.on_deliver)
             self.forwarder.id_formats[row["name"]] = row["dlr_id_format"]
+            self.forwarder.scopes[row["name"]] = row["scope"]
             self.runtimes[row["name"]] = runtime
             await runtime.connector.start()
             await self.amqp.consume(

@@ -39,8 +39,8 @@ def refused_destination(url: str) -> str | None:
 class PublicOnlyResolver(AbstractResolver):
     """Resolves like aiohttp's default resolver, then keeps only public addresses."""
 
-    def __init__(self) -> None:
-        self._inner = DefaultResolver()
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner if inner is not None else DefaultResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
