@@ -6,9 +6,6 @@ decimal in receipts, so the connector's id format is exercised) and MO back as s
 
 from __future__ import annotations
 
-import asyncio
-import json
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -30,7 +27,7 @@ from tests.harness import (
     new_customer,
     verify_standard_webhook,
 )
-from tests.test_smpp_node_smsc import NODE_DIR, NodeSmsc
+from tests.smsc_peers import NodeSmsc, start_node_smsc
 from workers.runner import WorkerSet
 
 ROUTE_PREFIX = "442079"  # London numbers go to the node SMSC in this module
@@ -66,15 +63,9 @@ class NodeStack:
         return data
 
 
-async def start_node_smsc() -> NodeSmsc:
-    node = shutil.which("node")
-    if node is None or not (NODE_DIR / "node_modules" / "smpp").is_dir():
-        pytest.skip("node or the npm package smpp is missing: run `make install`")
-    process = await asyncio.create_subprocess_exec(
-        node,
-        str(NODE_DIR / "server.js"),
-        "--port",
-        "0",
+@pytest.fixture(scope="module")
+async def node_stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[NodeStack]:
+    smsc = await start_node_smsc(
         "--system-id",
         "gateway",
         "--password",
@@ -83,18 +74,7 @@ async def start_node_smsc() -> NodeSmsc:
         "30",
         "--id-format",
         "hex",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
     )
-    assert process.stdout is not None
-    first = json.loads(await asyncio.wait_for(process.stdout.readline(), 10))
-    assert first["event"] == "listening"
-    return NodeSmsc(process, int(first["port"]))
-
-
-@pytest.fixture(scope="module")
-async def node_stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[NodeStack]:
-    smsc = await start_node_smsc()
     await add_connector(
         pool, "node-smsc", smsc.port, system_id="gateway", dlr_id_format="hex", binds=2
     )

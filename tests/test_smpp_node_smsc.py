@@ -7,11 +7,7 @@ The server script is tests/smsc_node/server.js; its packages are installed with
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,84 +18,19 @@ from broker.smpp.connector import Connector, ConnectorConfig, SubmitOutcome, Sub
 from broker.smpp.constants import Status
 from broker.smpp.pdu import Pdu
 from broker.smpp.receipt import canonical_message_id, parse_receipt
-
-NODE_DIR = Path(__file__).parent / "smsc_node"
-Event = dict[str, Any]
-
-
-class NodeSmsc:
-    """The node SMSC as a child process: JSON events from stdout, commands to stdin."""
-
-    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
-        self.process = process
-        self.port = port
-        self.events: list[Event] = []
-        self._changed = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        while line := await self.process.stdout.readline():
-            with contextlib.suppress(json.JSONDecodeError):
-                self.events.append(json.loads(line))
-                self._changed.set()
-
-    def named(self, name: str) -> list[Event]:
-        return [e for e in self.events if e["event"] == name]
-
-    async def wait(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def command(self, line: str) -> None:
-        assert self.process.stdin is not None
-        acks = len(self.named("ack"))
-        self.process.stdin.write(line.encode() + b"\n")
-        await self.process.stdin.drain()
-        await self.wait(lambda: len(self.named("ack")) > acks)
-        assert self.named("ack")[-1]["ok"], self.named("ack")[-1]
-
-    async def stop(self) -> None:
-        if self.process.returncode is None:
-            self.process.terminate()
-        await self.process.wait()
-        await self._reader
-
+from tests.smsc_peers import NodeSmsc, bound, connector_config, start_node_smsc
 
 StartSmsc = Callable[..., Awaitable[NodeSmsc]]
 
 
 @pytest.fixture
 async def start_smsc() -> AsyncIterator[StartSmsc]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
-    if not (NODE_DIR / "node_modules" / "smpp").is_dir():
-        pytest.skip("npm package smpp missing: run `npm ci --prefix tests/smsc_node`")
     started: list[NodeSmsc] = []
 
     async def start(*args: str) -> NodeSmsc:
-        process = await asyncio.create_subprocess_exec(
-            node,
-            str(NODE_DIR / "server.js"),
-            "--port",
-            "0",
-            "--system-id",
-            "gateway",
-            "--password",
-            "secret",
-            "--receipt-delay-ms",
-            "20",
-            *args,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+        smsc = await start_node_smsc(
+            "--system-id", "gateway", "--password", "secret", "--receipt-delay-ms", "20", *args
         )
-        assert process.stdout is not None
-        first = json.loads(await asyncio.wait_for(process.stdout.readline(), 10))
-        assert first["event"] == "listening"
-        smsc = NodeSmsc(process, int(first["port"]))
         started.append(smsc)
         return smsc
 
@@ -133,32 +64,12 @@ class Inbox:
 
 
 def config(smsc: NodeSmsc, **overrides: Any) -> ConnectorConfig:
-    values: dict[str, Any] = {
-        "name": "node",
-        "host": "127.0.0.1",
-        "port": smsc.port,
-        "system_id": "gateway",
-        "password": "secret",
-        "reconnect_min": 0.05,
-        "reconnect_max": 0.2,
-    }
-    values.update(overrides)
-    return ConnectorConfig(**values)
+    return connector_config("node", smsc.port, **overrides)
 
 
 PART = SubmitPart(
     source_addr="Bank", destination_addr="4915112345678", short_message=b"Hello", data_coding=0
 )
-
-
-@contextlib.asynccontextmanager
-async def bound(connector: Connector) -> AsyncIterator[Connector]:
-    await connector.start()
-    try:
-        assert await connector.wait_bound(10, all_binds=True)
-        yield connector
-    finally:
-        await connector.close()
 
 
 @pytest.mark.parametrize(("bind_mode", "binds"), [("trx", 1), ("tx_rx", 2)])

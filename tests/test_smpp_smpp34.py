@@ -19,6 +19,7 @@ from broker.smpp.connector import Connector, ConnectorConfig, SubmitOutcome, Sub
 from broker.smpp.constants import Status, Tag
 from broker.smpp.pdu import Pdu, cstring_tlv, int_tlv
 from broker.smpp.receipt import parse_receipt
+from tests.smsc_peers import bound, connector_config
 
 smpp34 = pytest.importorskip("smpp34")
 
@@ -107,32 +108,12 @@ class Inbox:
 
 
 def config(smsc: Smpp34Smsc, **overrides: Any) -> ConnectorConfig:
-    values: dict[str, Any] = {
-        "name": "smpp34",
-        "host": "127.0.0.1",
-        "port": smsc.port,
-        "system_id": "gateway",
-        "password": "secret",
-        "reconnect_min": 0.05,
-        "reconnect_max": 0.2,
-    }
-    values.update(overrides)
-    return ConnectorConfig(**values)
+    return connector_config("smpp34", smsc.port, **overrides)
 
 
 PART = SubmitPart(
     source_addr="Bank", destination_addr="4915112345678", short_message=b"Hi", data_coding=0
 )
-
-
-@contextlib.asynccontextmanager
-async def bound(connector: Connector) -> AsyncIterator[Connector]:
-    await connector.start()
-    try:
-        assert await connector.wait_bound(10, all_binds=True)
-        yield connector
-    finally:
-        await connector.close()
 
 
 async def test_submit_accepted(smsc: Smpp34Smsc) -> None:
