@@ -29,7 +29,7 @@ from broker.db import unavailable_as_error
 from broker.errors import BrokerError, InputError, InsufficientCredits, NotFound
 from broker.packing import PackedPublisher
 from broker.phone import check_sender, parse_recipients
-from broker.resources import MESSAGE_COLUMNS, iso, message_resource, part_resource
+from broker.resources import MESSAGE_COLUMNS, iso, message_resource, number, part_resource
 from broker.segmentation import Segmentation, split
 from broker.webhooks.destinations import refused_destination
 
@@ -163,7 +163,7 @@ async def send_messages(request: web.Request) -> web.Response:
             await idempotency.release(pool, who.account_id, key)
         raise
     MESSAGES_ACCEPTED.inc(len(send.recipients))
-    answer["estimated_cost"] = float(estimate) if estimate % 1 else int(estimate)
+    answer["estimated_cost"] = number(estimate)
     if key is not None:
         await idempotency.store(pool, who.account_id, key, 202, answer)
     return web.json_response(answer, status=202)

@@ -14,6 +14,12 @@ from broker.webhooks.events import MESSAGE_STATUS, event_id_for, make_event
 #: Columns a status-changing statement returns so its rows can become webhook events.
 STATUS_RETURNING = MESSAGE_COLUMNS + ", callback_url, connector"
 
+
+def status_returning(alias: str) -> str:
+    """STATUS_RETURNING with each column qualified by ``alias`` (for UPDATE ... FROM)."""
+    return ", ".join(f"{alias}.{c.strip()}" for c in STATUS_RETURNING.split(","))
+
+
 #: Customers are told about the outcome of a message; intermediate states are in its history.
 NOTIFIED_STATUSES = frozenset({"delivered", "undelivered", "failed"})
 

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import asyncpg
 
-from broker.notify import STATUS_RETURNING
+from broker.notify import status_returning
 
 #: Receipt states that end a part, and what they make of it. ACCEPTD and ENROUTE end nothing.
 FINAL_STATES = {
@@ -78,7 +78,7 @@ WITH agg AS (
                              THEN 'the carrier reported ' || agg.err END
       FROM agg
      WHERE m.id = agg.message_id AND agg.new_status IS NOT NULL AND m.status = 'sent'
-    RETURNING {", ".join("m." + c.strip() for c in STATUS_RETURNING.split(","))}
+    RETURNING {status_returning("m")}
 ), history AS (
     INSERT INTO message_events (message_id, status, detail)
     SELECT id, status, error_text FROM upd
@@ -113,7 +113,7 @@ WITH stale AS (
            updated_at = now()
       FROM stale
      WHERE m.id = stale.id
-    RETURNING {", ".join("m." + c.strip() for c in STATUS_RETURNING.split(","))}
+    RETURNING {status_returning("m")}
 ), history AS (
     INSERT INTO message_events (message_id, status, detail)
     SELECT id, 'undelivered', 'NO_RECEIPT' FROM upd

@@ -22,7 +22,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from broker.credits import refund_failed
-from broker.notify import STATUS_RETURNING, publish_events, status_events
+from broker.notify import publish_events, status_events, status_returning
 from broker.queues import AMQP_ERRORS, SUBMIT_CHUNK, Amqp, loads
 from broker.smpp.connector import (
     Connector,
@@ -79,7 +79,7 @@ UPDATE messages m SET status = 'failed', error_code = u.code, error_text = u.tex
        updated_at = now(), done_at = now()
   FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(id, code, text)
  WHERE m.id = u.id AND m.status = 'sending'
-RETURNING {", ".join("m." + c.strip() for c in STATUS_RETURNING.split(","))}
+RETURNING {status_returning("m")}
 """
 
 _FAILED_HISTORY = """

@@ -31,6 +31,7 @@ from broker.bench.stats import latency_summary, rate
 from broker.config import Settings
 from broker.errors import BrokerError
 from broker.queues import AMQP_ERRORS, QueueNames
+from broker.resources import number
 from broker.segmentation import split
 
 log = structlog.get_logger(__name__)
@@ -236,17 +237,13 @@ def _correctness(
         "unexpected_webhooks": sum(1 for m in receiver.outcomes if m not in load.sent_at),
         "messages_in_db": books.messages,
         "db_statuses": books.statuses,
-        "initial_credits": _plain(tenant.credits),
-        "charged": _plain(charged),
-        "balance": _plain(books.balance),
-        "ledger_sum": _plain(books.ledger_sum),
+        "initial_credits": number(tenant.credits),
+        "charged": number(charged),
+        "balance": number(books.balance),
+        "ledger_sum": number(books.ledger_sum),
         "balance_ok": books.balance == tenant.credits - charged,
         "ledger_ok": books.ledger_sum == books.balance,
     }
-
-
-def _plain(value: Decimal) -> int | float:
-    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def _problems(opts: BenchOptions, measured: Measured, k: dict[str, Any]) -> list[str]:

@@ -14,6 +14,7 @@ import asyncpg
 from broker.config import Settings
 from broker.db import CONNECTION_ERRORS
 from broker.errors import BrokerError, DependencyUnavailable, InputError
+from broker.resources import number
 
 T = TypeVar("T")
 
@@ -32,7 +33,7 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        return number(value)
     return str(value)
 
 
