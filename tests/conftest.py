@@ -44,16 +44,18 @@ def pg_dsn() -> Iterator[str]:
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def amqp_url() -> Iterator[str]:
-    vhost = f"smsb_test_{RUN_ID}"
+    """A vhost per test module, deleted after it: RabbitMQ stays light over a long run
+    (hundreds of quorum queues in one vhost made late connections time out)."""
+    vhost = f"smsb_test_{RUN_ID}_{uuid.uuid4().hex[:6]}"
     _rabbitmqctl("add_vhost", vhost)
     _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield f"{AMQP_BASE}/{vhost}"
     _rabbitmqctl("delete_vhost", vhost)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def settings(pg_dsn: str, amqp_url: str) -> Settings:
     return Settings(
         database_url=pg_dsn,
