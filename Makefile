@@ -25,10 +25,10 @@ test: install
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check broker api workers
+	$(VENV)/bin/ruff format --check broker api workers cli bench smsc_sim
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy broker api workers
+	$(VENV)/bin/mypy broker api workers cli bench smsc_sim
 
 check: lint typecheck test
 

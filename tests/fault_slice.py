@@ -24,10 +24,10 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
+from api.server import start_api
 from broker import accounts
-from broker.cli.serve import start_api
 from broker.config import Settings
-from broker.smsc_sim import SmscSimulator
+from smsc_sim import SmscSimulator
 from tests.harness import add_connector, start_sim, with_settings
 from workers.runner import WorkerSet
 

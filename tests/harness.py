@@ -19,7 +19,7 @@ from aiohttp import web
 
 from broker import accounts
 from broker.config import Settings
-from broker.smsc_sim import SimConfig, SmscSimulator
+from smsc_sim import SimConfig, SmscSimulator
 
 
 def verify_standard_webhook(secret: str, headers: Any, body: bytes) -> None:

@@ -21,16 +21,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.bench import BenchOptions, run_bench
-from broker.bench.children import free_port
-from broker.bench.database import Books, Tenant
-from broker.bench.load import LoadResult, recipient, request_payload
-from broker.bench.meters import Meters
-from broker.bench.procstat import cpu_seconds, parse_stat_cpu, parse_status_field, peak_rss_kb
-from broker.bench.receiver import Outcome, WebhookReceiver
-from broker.bench.report import render_text
-from broker.bench.run import Measured, build_result
-from broker.bench.stats import latency_summary, percentile, rate
+from bench import BenchOptions, run_bench
+from bench.children import free_port
+from bench.database import Books, Tenant
+from bench.load import LoadResult, recipient, request_payload
+from bench.meters import Meters
+from bench.procstat import cpu_seconds, parse_stat_cpu, parse_status_field, peak_rss_kb
+from bench.receiver import Outcome, WebhookReceiver
+from bench.report import render_text
+from bench.run import Measured, build_result
+from bench.stats import latency_summary, percentile, rate
 from broker.config import Settings
 from broker.errors import InputError
 from broker.phone import parse_recipients

@@ -15,8 +15,8 @@ import asyncpg
 import pytest
 import yaml
 
-from broker.cli.main import build_parser
 from broker.migrate import migrate
+from cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 SMSBROKER = str(Path(sys.executable).with_name("smsbroker"))

@@ -16,8 +16,8 @@ import aiohttp
 import asyncpg
 import pytest
 
+from api.server import start_api
 from broker import accounts
-from broker.cli.serve import start_api
 from broker.config import Settings
 from tests.harness import (
     Customer,

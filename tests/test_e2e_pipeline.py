@@ -20,11 +20,11 @@ import pytest
 
 from api.auth import KeyCache
 from api.context import Caller
+from api.server import start_api
 from broker import accounts
-from broker.cli.serve import start_api
 from broker.config import Settings
 from broker.queues import Amqp, QueueNames
-from broker.smsc_sim import SmscSimulator
+from smsc_sim import SmscSimulator
 from tests.harness import (
     Customer,
     WebhookReceiver,

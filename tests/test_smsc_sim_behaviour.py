@@ -11,7 +11,7 @@ from broker.errors import InputError
 from broker.segmentation import decode_short_message
 from broker.smpp.constants import CommandId, MessageState, Status, Tag
 from broker.smpp.pdu import Pdu, tlv_cstring, tlv_int
-from broker.smsc_sim import SmscSimulator
+from smsc_sim import SmscSimulator
 from tests.test_smsc_sim_esme import (
     RECEIPT,
     RawEsme,

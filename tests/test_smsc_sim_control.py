@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from broker.cli.main import build_parser, main
 from broker.smpp.constants import Status
-from broker.smsc_sim import SmscSimulator
-from broker.smsc_sim.control import ControlServer
+from cli.main import build_parser, main
+from smsc_sim import SmscSimulator
+from smsc_sim.control import ControlServer
 from tests.test_smsc_sim_esme import (
     WAIT,
     RawEsme,
@@ -97,9 +97,12 @@ async def test_bad_input_gets_a_json_error(
     code: str,
 ) -> None:  # fmt: skip
     sim, base = control
-    async with aiohttp.ClientSession() as http, http.request(
-        method, f"{base}{path}", data=payload, headers={"Content-Type": "application/json"}
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(
+            method, f"{base}{path}", data=payload, headers={"Content-Type": "application/json"}
+        ) as resp,
+    ):
         assert resp.status == status
         error = (await resp.json())["error"]
     assert error["code"] == code
@@ -142,7 +145,7 @@ def test_inconsistent_options_exit_2(argv: list[str], capsys: pytest.CaptureFixt
 
 async def test_cli_serves_smpp_and_control_until_sigterm() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "broker.cli.main", "smsc-sim", "--port", "0", "--control-port", "0",
+        sys.executable, "-m", "cli.main", "smsc-sim", "--port", "0", "--control-port", "0",
         "--account", "shop:pw1,bank:pw2", "--receipt-delay", "0",
         stderr=asyncio.subprocess.PIPE, env={**os.environ, "LOG_FORMAT": "console"},
     )  # fmt: skip

@@ -15,7 +15,7 @@ import structlog
 
 from broker.smpp.constants import CommandId, MessageState, Status, Tag
 from broker.smpp.pdu import FrameReader, Pdu, decode_pdu, encode_pdu, tlv_cstring, tlv_int
-from broker.smsc_sim import SimConfig, SmscSimulator
+from smsc_sim import SimConfig, SmscSimulator
 
 WAIT = 10.0  # generous bound so a broken simulator fails the test instead of hanging it
 

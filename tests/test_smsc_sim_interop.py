@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from broker.smpp.constants import Tag
-from broker.smsc_sim import SmscSimulator
+from smsc_sim import SmscSimulator
 from tests.test_smsc_sim_esme import (
     WAIT,
     fast_config,
@@ -72,4 +72,3 @@ async def test_smpp34_receives_mo_and_sees_submit_errors(sim: SmscSimulator) -> 
         assert (resp.is_success, resp.command_status) == (False, 0x58)
     finally:
         await client.stop()
-

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from broker.errors import InputError
 from broker.smpp.constants import MessageState, Tag
 from broker.smpp.receipt import canonical_message_id, parse_receipt
-from broker.smsc_sim import OUTCOMES, Faults, SimConfig, SubmitRecord
-from broker.smsc_sim.config import parse_account, parse_delay, parse_rule, parse_status
-from broker.smsc_sim.faults import parse_faults
-from broker.smsc_sim.ids import MessageIdGenerator, receipt_id
-from broker.smsc_sim.outcomes import OutcomePicker, longest_suffix_match, parse_outcomes
-from broker.smsc_sim.receipts import build_receipt, message_excerpt, receipt_date, receipt_text
+from smsc_sim import OUTCOMES, Faults, SimConfig, SubmitRecord
+from smsc_sim.config import parse_account, parse_delay, parse_rule, parse_status
+from smsc_sim.faults import parse_faults
+from smsc_sim.ids import MessageIdGenerator, receipt_id
+from smsc_sim.outcomes import OutcomePicker, longest_suffix_match, parse_outcomes
+from smsc_sim.receipts import build_receipt, message_excerpt, receipt_date, receipt_text
 
 RECEIPT = re.compile(
     r"id:(?P<id>\S+) sub:001 dlvrd:(?P<dlvrd>00[01]) submit date:(?P<submit>\d{10}(\d\d)?) "
@@ -323,9 +323,15 @@ def test_parse_faults_accepts_or_refuses_cleanly(values: dict[str, object]) -> N
 # --- the gateway's own receipt parser reads every receipt the simulator writes ---------------
 
 
-@given(st.sampled_from(sorted(OUTCOMES)), st.integers(1, 2**60), st.binary(max_size=140),
-       st.booleans(), st.booleans(), st.booleans(),
-       st.integers(946_684_800, 3_124_137_599))  # fmt: skip  (2000..2068: two-digit years)
+@given(
+    st.sampled_from(sorted(OUTCOMES)),
+    st.integers(1, 2**60),
+    st.binary(max_size=140),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.integers(946_684_800, 3_124_137_599),
+)  # fmt: skip  (2000..2068: two-digit years)
 def test_gateway_parser_reads_simulated_receipts(
     stat: str, number: int, data: bytes, with_tlvs: bool, seconds: bool, decimal: bool,
     done_at: int,

@@ -8,8 +8,8 @@ import os
 
 import asyncpg
 
-from broker.bench.database import backend_pids
-from broker.bench.procstat import Tracked, is_named, pids_named
+from bench.database import backend_pids
+from bench.procstat import Tracked, is_named, pids_named
 
 SAMPLE_EVERY = 0.5
 BENCH, RABBITMQ, POSTGRES = "bench (load + receiver)", "rabbitmq (beam.smp)", "postgres backends"

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import structlog
 
-from broker.cli.common import loop_factory
 from broker.errors import InputError
-from broker.smsc_sim.config import (
+from broker.loop import loop_factory
+from smsc_sim.config import (
     MESSAGE_ID_FORMATS,
     SimConfig,
     parse_account,
@@ -22,9 +22,9 @@ from broker.smsc_sim.config import (
     parse_rule,
     parse_status,
 )
-from broker.smsc_sim.control import ControlServer
-from broker.smsc_sim.outcomes import outcome_named, parse_outcomes
-from broker.smsc_sim.server import SmscSimulator
+from smsc_sim.control import ControlServer
+from smsc_sim.outcomes import outcome_named, parse_outcomes
+from smsc_sim.server import SmscSimulator
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from broker.errors import InputError
-from broker.smsc_sim.outcomes import outcome_named, validate_weights
+from smsc_sim.outcomes import outcome_named, validate_weights
 
 MESSAGE_ID_FORMATS = ("hex", "dec", "uuid")
 MAX_SYSTEM_ID = 15  # C-octet string of 16 octets in SMPP 3.4

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from broker.bench.options import BenchOptions
+from bench.options import BenchOptions
 
 REQUEST_TIMEOUT = 60.0
 

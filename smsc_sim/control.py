@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from broker.errors import InputError
-from broker.smsc_sim.server import SmscSimulator
+from smsc_sim.server import SmscSimulator
 
 SIMULATOR: web.AppKey[SmscSimulator] = web.AppKey("simulator", SmscSimulator)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from broker.logs import configure_logging
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "broker.cli.admin",
-    "broker.cli.serve",
-    "broker.cli.segment",
-    "broker.cli.smsc_sim",
-    "broker.cli.bench",
+    "cli.admin",
+    "cli.serve",
+    "cli.segment",
+    "cli.smsc_sim",
+    "cli.bench",
 )
 
 

@@ -8,12 +8,12 @@ from decimal import Decimal
 
 import asyncpg
 
+from api.server import start_api
 from broker import accounts
-from broker.cli.serve import start_api
 from broker.config import Settings
 from broker.db_admin import ensure_database
 from broker.migrate import migrate
-from broker.smsc_sim import SimConfig, SmscSimulator
+from smsc_sim import SimConfig, SmscSimulator
 from workers.runner import WorkerSet
 
 SIM_CONNECTOR = "sim"

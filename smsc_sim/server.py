@@ -2,7 +2,7 @@
 
 It accepts binds for its configured accounts, answers submit_sm with a message id, sends a
 delivery receipt after a configurable delay with a configurable mix of outcomes, injects inbound
-(MO) messages on request, and misbehaves on demand (see :mod:`broker.smsc_sim.faults`).
+(MO) messages on request, and misbehaves on demand (see :mod:`smsc_sim.faults`).
 
 Receipts and MO wait in a queue per system_id until a receiver or transceiver bind of that
 system_id has room in its window; a deliver_sm answered with an error, or not at all within
@@ -28,13 +28,13 @@ from broker.errors import InputError
 from broker.segmentation import DATA_CODING, encode_parts, split
 from broker.smpp.constants import ESM_UDHI, CommandId, Status
 from broker.smpp.pdu import Pdu, encode_pdu
-from broker.smsc_sim.config import SimConfig
-from broker.smsc_sim.faults import Faults, parse_faults
-from broker.smsc_sim.ids import MessageIdGenerator, receipt_id
-from broker.smsc_sim.outcomes import Outcome, OutcomePicker, longest_suffix_match
-from broker.smsc_sim.receipts import build_receipt
-from broker.smsc_sim.records import SubmitRecord
-from broker.smsc_sim.session import Delivery, SmppSession
+from smsc_sim.config import SimConfig
+from smsc_sim.faults import Faults, parse_faults
+from smsc_sim.ids import MessageIdGenerator, receipt_id
+from smsc_sim.outcomes import Outcome, OutcomePicker, longest_suffix_match
+from smsc_sim.receipts import build_receipt
+from smsc_sim.records import SubmitRecord
+from smsc_sim.session import Delivery, SmppSession
 
 log = structlog.get_logger(__name__)
 
@@ -351,7 +351,7 @@ class SmscSimulator:
     # --- faults ---------------------------------------------------------------------------
 
     def set_faults(self, **kw: Any) -> dict[str, object]:
-        """Switch faults on (see :mod:`broker.smsc_sim.faults`); returns the standing faults."""
+        """Switch faults on (see :mod:`smsc_sim.faults`); returns the standing faults."""
         request = parse_faults(kw)
         request.apply(self.faults)
         log.info("smsc_sim.faults", **{k: kw[k] for k in sorted(kw)})

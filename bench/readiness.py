@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 
-from broker.bench.children import Child
+from bench.children import Child
 from broker.errors import BrokerError
 
 POLL = 0.2

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import aiohttp
 
-from broker.bench.children import Child, child_env, free_port, spawn, terminate
-from broker.bench.database import SIM_CONNECTOR, SIM_PASSWORD, SIM_SYSTEM_ID
-from broker.bench.options import BenchOptions
-from broker.bench.rabbit import consumers_at_least
-from broker.bench.readiness import http_ready, tcp_listening, wait_until
+from bench.children import Child, child_env, free_port, spawn, terminate
+from bench.database import SIM_CONNECTOR, SIM_PASSWORD, SIM_SYSTEM_ID
+from bench.options import BenchOptions
+from bench.rabbit import consumers_at_least
+from bench.readiness import http_ready, tcp_listening, wait_until
 from broker.config import Settings
 from broker.queues import QueueNames
 
@@ -125,7 +125,7 @@ class InProcessStack:
     log_dir: Path | None = None
 
     def __post_init__(self) -> None:
-        from broker.smsc_sim import SmscSimulator
+        from smsc_sim import SmscSimulator
         from workers.runner import WorkerSet
 
         self._sim: SmscSimulator | None = None
@@ -133,7 +133,7 @@ class InProcessStack:
         self._runner: aiohttp.web.AppRunner | None = None
 
     async def start_carrier(self) -> int:
-        from broker.smsc_sim import SimConfig, SmscSimulator
+        from smsc_sim import SimConfig, SmscSimulator
 
         config = SimConfig(
             port=0,
@@ -145,7 +145,7 @@ class InProcessStack:
         return self._sim.port
 
     async def start_gateway(self) -> None:
-        from broker.cli.serve import start_api
+        from api.server import start_api
         from workers.runner import WorkerSet
 
         self._workers = WorkerSet(self.settings)

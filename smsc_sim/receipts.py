@@ -10,8 +10,8 @@ from broker.errors import BrokerError
 from broker.segmentation import decode_short_message
 from broker.smpp.constants import ESM_DELIVERY_RECEIPT, ESM_UDHI, CommandId, Tag
 from broker.smpp.pdu import Pdu, cstring_tlv, int_tlv
-from broker.smsc_sim.outcomes import Outcome
-from broker.smsc_sim.records import SubmitRecord
+from smsc_sim.outcomes import Outcome
+from smsc_sim.records import SubmitRecord
 
 EXCERPT_LENGTH = 20
 

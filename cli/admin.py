@@ -8,10 +8,10 @@ from typing import Any
 from uuid import UUID
 
 from broker import accounts
-from broker.cli.common import EXIT_OK, emit, fail, with_db
 from broker.config import Settings
 from broker.errors import BrokerError, InputError
 from broker.migrate import migrate
+from cli.common import EXIT_OK, emit, fail, with_db
 
 
 def _uuid(raw: str) -> UUID:

@@ -8,11 +8,11 @@ import signal
 import sys
 from typing import Any
 
-from broker.bench.options import BenchOptions
-from broker.bench.report import BenchResult, render_text
-from broker.cli.common import loop_factory
+from bench.options import BenchOptions
+from bench.report import BenchResult, render_text
 from broker.errors import BrokerError, InputError
-from broker.smsc_sim.config import parse_delay
+from broker.loop import loop_factory
+from smsc_sim.config import parse_delay
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -92,7 +92,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
 
 async def _until_signal(opts: BenchOptions) -> BenchResult:
     """SIGTERM cancels the run like Ctrl-C does, so that its cleanup still happens."""
-    from broker.bench.run import run_bench
+    from bench.run import run_bench
 
     task = asyncio.current_task()
     assert task is not None

@@ -16,18 +16,18 @@ import aiohttp
 import asyncpg
 import structlog
 
+from bench import database
+from bench.database import SIM_CONNECTOR, Books, Tenant
+from bench.load import LoadGenerator, LoadResult
+from bench.meters import BENCH, BENCH_WITH_GATEWAY, Meters
+from bench.options import BenchOptions
+from bench.rabbit import delete_queues, queue_names
+from bench.readiness import BenchFailed
+from bench.receiver import WebhookReceiver
+from bench.report import BenchResult, cpu_summary
+from bench.stack import BenchStack, make_stack
+from bench.stats import latency_summary, rate
 from broker import db_admin
-from broker.bench import database
-from broker.bench.database import SIM_CONNECTOR, Books, Tenant
-from broker.bench.load import LoadGenerator, LoadResult
-from broker.bench.meters import BENCH, BENCH_WITH_GATEWAY, Meters
-from broker.bench.options import BenchOptions
-from broker.bench.rabbit import delete_queues, queue_names
-from broker.bench.readiness import BenchFailed
-from broker.bench.receiver import WebhookReceiver
-from broker.bench.report import BenchResult, cpu_summary
-from broker.bench.stack import BenchStack, make_stack
-from broker.bench.stats import latency_summary, rate
 from broker.config import Settings
 from broker.errors import BrokerError
 from broker.queues import AMQP_ERRORS, QueueNames

@@ -9,11 +9,10 @@ import sys
 from collections.abc import Awaitable, Callable
 
 import structlog
-from aiohttp import web
 
-from broker.cli.common import loop_factory
 from broker.config import Settings
 from broker.errors import BrokerError
+from broker.loop import loop_factory
 
 log = structlog.get_logger(__name__)
 
@@ -73,22 +72,14 @@ def run_until_signal(start: Callable[[], Awaitable[Callable[[], Awaitable[None]]
     return 0
 
 
-async def start_api(settings: Settings, host: str, port: int) -> web.AppRunner:
-    from api.app import create_app
-
-    runner = web.AppRunner(create_app(settings), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port, backlog=1024).start()
-    log.info("api listening", host=host, port=port)
-    return runner
-
-
 def cmd_api(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     host = args.host or settings.api_host
     port = settings.api_port if args.port is None else args.port
 
     async def start() -> Callable[[], Awaitable[None]]:
+        from api.server import start_api
+
         runner = await start_api(settings, host, port)
         return runner.cleanup
 
@@ -109,7 +100,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from broker.cli.dev import start_dev
+    from cli.dev import start_dev
 
     settings = Settings.from_env()
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from broker.errors import InputError
-from broker.smsc_sim.config import check_status, parse_status
+from smsc_sim.config import check_status, parse_status
 
 FAULT_KEYS = ("reject_binds", "submit_error", "submit_error_count", "submit_delay", "stall", "drop")
 

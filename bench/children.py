@@ -63,7 +63,7 @@ async def spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) 
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "broker.cli.main",
+            "cli.main",
             *args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=sink,

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from broker.bench.meters import BENCH
+from bench.meters import BENCH
 
 
 @dataclass
