@@ -8,12 +8,16 @@ from decimal import Decimal
 
 import asyncpg
 
+from broker.long_mode import LongMode
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
     prefix: str
     connector: str
     price: Decimal
+    #: The connector's long-message mode: what the route's texts cost in parts.
+    mode: LongMode = LongMode()
 
 
 class RouteTable:
@@ -43,5 +47,18 @@ class RouteTable:
     async def refresh(self, pool: asyncpg.Pool, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._loaded_at < self._ttl:
             return
-        rows = await pool.fetch("SELECT prefix, connector, price FROM routes")
-        self.replace([Route(r["prefix"], r["connector"], r["price"]) for r in rows])
+        rows = await pool.fetch(
+            "SELECT r.prefix, r.connector, r.price, c.long_mode, c.gsm7_packed"
+            "  FROM routes r JOIN connectors c ON c.name = r.connector"
+        )
+        self.replace(
+            [
+                Route(
+                    r["prefix"],
+                    r["connector"],
+                    r["price"],
+                    LongMode(r["long_mode"], r["gsm7_packed"]),
+                )
+                for r in rows
+            ]
+        )

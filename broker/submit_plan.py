@@ -9,10 +9,10 @@ parts went out with and the handset can still join them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from uuid import UUID
 
-from broker.segmentation import DATA_CODING, Encoding, encode_parts, encode_text, split
+from broker.long_mode import LongMode, segment
+from broker.segmentation import DATA_CODING, Encoding, encode_parts, encode_text
 from broker.smpp.connector import SubmitPart
 from broker.smpp.constants import ESM_UDHI, Tag
 from broker.smpp.pdu import int_tlv
@@ -20,12 +20,6 @@ from broker.smpp.pdu import int_tlv
 TON_UNKNOWN, TON_INTERNATIONAL, TON_NETWORK_SPECIFIC, TON_ALPHANUMERIC = 0, 1, 3, 5
 NPI_UNKNOWN, NPI_ISDN = 0, 1
 _DIGITS = re.compile(r"^\+?[0-9]+$")
-
-
-@dataclass(frozen=True, slots=True)
-class LongMode:
-    mode: str = "udh8"  # udh8 | udh16 | sar | payload
-    packed: bool = False
 
 
 def source_address(sender: str | None) -> tuple[str, int, int]:
@@ -64,8 +58,8 @@ def plan_parts(
             tlvs=tlvs or {},
         )
 
-    udh16 = mode.mode == "udh16"
-    seg = split(body, udh16=udh16, max_chars=len(body) or 1)
+    udh16 = mode.udh16
+    seg = segment(body, mode, max_chars=len(body) or 1)
     dcs = DATA_CODING[seg.encoding]
     packed = mode.packed and seg.encoding is Encoding.GSM7
     if mode.mode == "payload" and seg.segments > 1:

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from broker.long_mode import LongMode
 from broker.segmentation import decode_short_message
 from broker.smpp.constants import ESM_UDHI, Tag
-from broker.submit_plan import LongMode, plan_parts, source_address
+from broker.submit_plan import plan_parts, source_address
 
 MID = uuid.UUID("12345678-1234-5678-1234-567812345678")
 

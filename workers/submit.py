@@ -22,6 +22,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from broker.credits import refund_failed
+from broker.long_mode import LongMode
 from broker.notify import publish_events, status_events, status_returning
 from broker.queues import AMQP_ERRORS, SUBMIT_CHUNK, Amqp, loads
 from broker.smpp.connector import (
@@ -34,7 +35,7 @@ from broker.smpp.connector import (
 from broker.smpp.constants import Status
 from broker.smpp.errors import SmppCodecError
 from broker.smpp.receipt import IdFormat, canonical_message_id
-from broker.submit_plan import LongMode, plan_parts
+from broker.submit_plan import plan_parts
 from workers.batching import RETRYABLE
 from workers.forwarder import DeliverForwarder
 
