@@ -5,21 +5,20 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.context import POOL, caller
+from api.contract import Endpoints
+from api.schemas.account import Balance
 from broker.db import unavailable_as_error
 from broker.resources import number
 
+endpoints = Endpoints("account")
 
-async def get_balance(request: web.Request) -> web.Response:
+
+@endpoints.get("/v1/balance", response=Balance, summary="Credits left")
+async def get_balance(request: web.Request) -> Balance:
     who = caller(request)
     async with unavailable_as_error():
         row = await request.app[POOL].fetchrow(
             "SELECT balance, status FROM accounts WHERE id = $1", who.account_id
         )
     assert row is not None  # the key's account exists: it was joined at authentication
-    return web.json_response(
-        {"balance": number(row["balance"]), "currency": "credits", "status": row["status"]}
-    )
-
-
-def register(app: web.Application) -> None:
-    app.router.add_get("/v1/balance", get_balance)
+    return Balance(balance=number(row["balance"]) or 0, currency="credits", status=row["status"])

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api import account, health, messages
+from api import account, health, messages, openapi, webhooks
 from api.auth import KeyCache, RateLimiter, auth_middleware
 from api.context import AMQP, INGEST, POOL, ROUTES, SETTINGS
+from api.contract import register
 from api.errors import error_body, error_response
 from api.metrics import metrics_middleware
-from api.webhooks import register as register_webhooks
 from broker.config import Settings
 from broker.db import create_pool
 from broker.errors import BrokerError
@@ -79,8 +80,17 @@ def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Applicati
         await app[POOL].close()
 
     app.cleanup_ctx.append(resources)
-    health.register(app)
-    account.register(app)
-    messages.register(app)
-    register_webhooks(app)
+    for module in (health, account, messages, webhooks):
+        register(app, module.endpoints)
+    openapi.install(app)
+    _docs(app)
     return app
+
+
+def _docs(app: web.Application) -> None:
+    """The human-readable page of the OpenAPI document, when this build ships it."""
+    try:
+        docs = importlib.import_module("api.docs")
+    except ImportError:
+        return
+    docs.register(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -37,3 +38,15 @@ CALLER = web.RequestKey("caller", Caller)
 
 def caller(request: web.Request) -> Caller:
     return request[CALLER]
+
+
+def validation_context(request: web.Request) -> dict[str, Any]:
+    """What request models need to know beyond the request: the caller's region, limits."""
+    settings = request.app[SETTINGS]
+    found = request.get(CALLER)
+    return {
+        "region": found.region if found is not None else "US",
+        "max_recipients": settings.max_recipients,
+        "max_body_chars": settings.max_body_chars,
+        "allow_private": settings.webhook_allow_private,
+    }

@@ -6,13 +6,25 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.context import AMQP, POOL
+from api.contract import Endpoints
+from api.schemas.health import Health, Readiness
 from broker.db import CONNECTION_ERRORS
 
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+endpoints = Endpoints("operations")
 
 
+@endpoints.get("/healthz", response=Health, public=True, summary="Liveness")
+async def healthz(request: web.Request) -> Health:
+    return Health(status="ok")
+
+
+@endpoints.get(
+    "/readyz",
+    response=Readiness,
+    public=True,
+    also=frozenset({503}),
+    summary="Readiness: PostgreSQL and RabbitMQ reachable (503 names what is not)",
+)
 async def readyz(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     try:
@@ -22,19 +34,23 @@ async def readyz(request: web.Request) -> web.Response:
         checks["postgres"] = "unreachable"
     checks["rabbitmq"] = "ok" if request.app[AMQP].is_connected else "unreachable"
     ready = all(v == "ok" for v in checks.values())
-    return web.json_response(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
+    answer = Readiness.model_validate(
+        {"status": "ready" if ready else "unavailable", "checks": checks}
+    )
+    return web.Response(
+        text=answer.model_dump_json(),
         status=200 if ready else 503,
+        content_type="application/json",
     )
 
 
+@endpoints.get(
+    "/metrics",
+    public=True,
+    media_type="text/plain",
+    summary="Prometheus metrics of this API process",
+)
 async def metrics(request: web.Request) -> web.Response:
     response = web.Response(body=generate_latest())
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     return response
-
-
-def register(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)

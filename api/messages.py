@@ -1,18 +1,15 @@
 """POST /v1/messages and reading messages and batches back.
 
-The handler validates, estimates the cost against the balance read at authentication, and
-answers 202 only once RabbitMQ has confirmed the request to the durable ingest queue: from
-then on the workers own it. Charging happens exactly once, in the charge worker.
+The handler validates (the SendRequest model), counts each recipient's parts with the long-message
+mode of the connector its number routes to, checks the estimate against the balance read at
+authentication, and answers 202 only once RabbitMQ has confirmed the request to the durable
+ingest queue: from then on the workers own it. Charging happens exactly once, in the charge
+worker, with the same count.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import re
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,130 +17,85 @@ from typing import Any
 from aiohttp import web
 
 from api import idempotency
-from api.context import INGEST, POOL, ROUTES, SETTINGS, Caller, caller
+from api.context import INGEST, POOL, ROUTES, Caller, caller
+from api.contract import Endpoints, body_of, query_of
 from api.errors import ApiError
 from api.metrics import MESSAGES_ACCEPTED
+from api.schemas.messages import (
+    AcceptedMessage,
+    Batch,
+    EncodingName,
+    MessageDetail,
+    MessagePage,
+    MessageQuery,
+    SendAccepted,
+    SendRequest,
+    encode_cursor,
+)
 from broker.accounts import parse_uuid
-from broker.config import Settings
 from broker.db import unavailable_as_error
 from broker.errors import BrokerError, InputError, InsufficientCredits, NotFound
-from broker.packing import PackedPublisher
-from broker.phone import check_sender, parse_recipients
+from broker.long_mode import LongMode, segment
 from broker.resources import MESSAGE_COLUMNS, iso, message_resource, number, part_resource
-from broker.segmentation import Segmentation, split
-from broker.webhooks.destinations import refused_destination
+from broker.routing import RouteTable
+from broker.segmentation import Encoding
 
-_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
-_STATUSES = frozenset(
-    ["scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed", "canceled"]
-)
+endpoints = Endpoints("messages")
 
 
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    if request.content_type == "application/x-www-form-urlencoded":
-        return dict(await request.post())
-    raw = await request.read()
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError("the request body is not valid JSON", code="INVALID_JSON") from exc
-    if not isinstance(data, dict):
-        raise InputError("the request body must be a JSON object", code="INVALID_JSON")
-    return data
-
-
-def _optional_str(data: dict[str, Any], name: str, max_len: int) -> str | None:
-    value = data.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or len(value) > max_len:
-        raise InputError(f"`{name}` must be a string of at most {max_len} characters", field=name)
-    return value
-
-
-def _callback_url(data: dict[str, Any]) -> str | None:
-    url = _optional_str(data, "callback_url", 2000)
-    if url is None:
-        return None
-    scheme, sep, rest = url.partition("://")
-    url = scheme.lower() + sep + rest  # the schema and the sender expect a lower-case scheme
-    if not _URL.match(url):
-        raise InputError(
-            "`callback_url` must be an http(s) URL", code="INVALID_URL", field="callback_url"
-        )
-    return url
-
-
-def _channel(data: dict[str, Any], allowed: tuple[str, ...]) -> str:
-    channel = data.get("channel", "sms")
-    if channel not in ("sms", "whatsapp"):
-        raise InputError("`channel` must be 'sms' or 'whatsapp'", field="channel")
-    if channel not in allowed:
+def _check_channel(send: SendRequest, who: Caller) -> None:
+    if send.channel not in who.channels:
         raise ApiError(
-            403, "CHANNEL_NOT_ALLOWED", f"this API key may not use the {channel} channel"
+            403, "CHANNEL_NOT_ALLOWED", f"this API key may not use the {send.channel} channel"
         )
-    if channel != "sms":
+    if send.channel != "sms":
         raise InputError(
             "no WhatsApp connector is configured on this gateway",
             code="CHANNEL_UNAVAILABLE",
             field="channel",
         )
-    return str(channel)
 
 
-@dataclass(frozen=True, slots=True)
-class SendRequest:
-    """A validated POST /v1/messages."""
-
-    body: str
-    seg: Segmentation
-    recipients: list[str]
-    sender: str | None
-    client_ref: str | None
-    callback_url: str | None
-
-
-def _allowed_callback(url: str | None, settings: Settings) -> str | None:
-    if url is not None and not settings.webhook_allow_private:
-        refusal = refused_destination(url)
-        if refusal is not None:
-            raise InputError(refusal, code="INVALID_URL", field="callback_url")
-    return url
-
-
-def validate_send(data: dict[str, Any], who: Caller, settings: Settings) -> SendRequest:
-    _channel(data, who.channels)
-    body = data.get("body", data.get("message"))
-    if not isinstance(body, str):
-        raise InputError("`body` is required and must be a string", code="EMPTY_BODY", field="body")
-    return SendRequest(
-        body=body,
-        seg=split(body, max_chars=settings.max_body_chars),
-        recipients=parse_recipients(data.get("to"), who.region, limit=settings.max_recipients),
-        sender=check_sender(data.get("from")),
-        client_ref=_optional_str(data, "client_ref", 200),
-        callback_url=_allowed_callback(_callback_url(data), settings),
-    )
-
-
-async def estimate_cost(request: web.Request, send: SendRequest) -> Decimal:
-    """Segments × the price of each recipient's route; the 402 check uses it."""
-    routes = request.app[ROUTES]
-    async with unavailable_as_error():
-        await routes.refresh(request.app[POOL])
+def plan(send: SendRequest, routes: RouteTable) -> tuple[list[AcceptedMessage], Decimal]:
+    """Each recipient's message as the charge worker will count it, and the estimated cost."""
+    counts: dict[LongMode, tuple[EncodingName, int]] = {}
+    messages: list[AcceptedMessage] = []
     estimate = Decimal(0)
     for to in send.recipients:
         route = routes.match(to)
+        mode = route.mode if route is not None else LongMode()
+        if mode not in counts:
+            seg = segment(send.body, mode, max_chars=len(send.body))
+            counts[mode] = ("GSM7" if seg.encoding is Encoding.GSM7 else "UCS2", seg.segments)
+        encoding, segments = counts[mode]
         if route is not None:
-            estimate += route.price * send.seg.segments
-    return estimate
+            estimate += route.price * segments
+        messages.append(
+            AcceptedMessage(
+                id=uuid.uuid4(), to=to, status="queued", encoding=encoding, segments=segments
+            )
+        )
+    return messages, estimate
 
 
-async def send_messages(request: web.Request) -> web.Response:
+@endpoints.post(
+    "/v1/messages",
+    body=SendRequest,
+    response=SendAccepted,
+    status=202,
+    errors=frozenset({402, 409}),
+    summary="Send a message to one or many numbers",
+    description="Answered 202 once the request is durable. With an `Idempotency-Key` header, "
+    "a retry within 24 hours gets the first answer back (`Idempotent-Replayed: true`).",
+)
+async def send_messages(request: web.Request) -> SendAccepted | web.Response:
     who = caller(request)
-    data = await read_json_object(request)
-    send = validate_send(data, who, request.app[SETTINGS])
-    estimate = await estimate_cost(request, send)
+    send = body_of(request, SendRequest)
+    _check_channel(send, who)
+    routes = request.app[ROUTES]
+    async with unavailable_as_error():
+        await routes.refresh(request.app[POOL])
+    messages, estimate = plan(send, routes)
     if Decimal(str(who.balance_at_auth)) < estimate:
         raise InsufficientCredits(
             f"this send costs {estimate} credits and the balance is {who.balance_at_auth}"
@@ -151,52 +103,54 @@ async def send_messages(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     key = idempotency.check_key(request.headers.get(idempotency.HEADER))
     if key is not None:
-        earlier = await idempotency.claim(pool, who.account_id, key, idempotency.request_hash(data))
+        digest = idempotency.request_hash(send.model_dump(mode="json", by_alias=True))
+        earlier = await idempotency.claim(pool, who.account_id, key, digest)
         if earlier is not None:
             return web.json_response(
                 earlier[1], status=earlier[0], headers={"Idempotent-Replayed": "true"}
             )
+    batch_id = uuid.uuid4() if len(messages) > 1 else None
     try:
-        answer = await accept(request.app[INGEST], who, send)
+        await request.app[INGEST].publish(_ingest_request(who, send, batch_id, messages))
     except BrokerError:
         if key is not None:
             await idempotency.release(pool, who.account_id, key)
         raise
-    MESSAGES_ACCEPTED.inc(len(send.recipients))
-    answer["estimated_cost"] = number(estimate)
-    if key is not None:
-        await idempotency.store(pool, who.account_id, key, 202, answer)
-    return web.json_response(answer, status=202)
-
-
-async def accept(ingest: PackedPublisher, who: Caller, send: SendRequest) -> dict[str, Any]:
-    """Hand the request to the ingest queue; from the broker's confirm on, it is accepted."""
-    batch_id = str(uuid.uuid4()) if len(send.recipients) > 1 else None
-    ids = [str(uuid.uuid4()) for _ in send.recipients]
-    pairs = list(zip(ids, send.recipients, strict=True))
-    await ingest.publish(
-        {
-            "account_id": str(who.account_id),
-            "batch_id": batch_id,
-            "body": send.body,
-            "sender": send.sender,
-            "client_ref": send.client_ref,
-            "callback_url": send.callback_url,
-            "encoding": send.seg.encoding.value,
-            "segments": send.seg.segments,
-            "accepted_at": datetime.now(UTC).isoformat(),
-            "recipients": [[mid, to] for mid, to in pairs],
-        },
+    MESSAGES_ACCEPTED.inc(len(messages))
+    answer = SendAccepted(
+        batch_id=batch_id, estimated_cost=number(estimate) or 0, messages=messages
     )
-    encoding, segments = send.seg.encoding.value, send.seg.segments
-    messages = [
-        {"id": mid, "to": to, "status": "queued", "encoding": encoding, "segments": segments}
-        for mid, to in pairs
-    ]
-    return {"batch_id": batch_id, "messages": messages}
+    if key is not None:
+        await idempotency.store(
+            pool, who.account_id, key, 202, answer.model_dump(mode="json", by_alias=True)
+        )
+    return answer
 
 
-async def get_message(request: web.Request) -> web.Response:
+def _ingest_request(
+    who: Caller, send: SendRequest, batch_id: uuid.UUID | None, messages: list[AcceptedMessage]
+) -> dict[str, Any]:
+    return {
+        "account_id": str(who.account_id),
+        "batch_id": str(batch_id) if batch_id else None,
+        "body": send.body,
+        "sender": send.sender,
+        "client_ref": send.client_ref,
+        "callback_url": send.callback_url,
+        "accepted_at": datetime.now(UTC).isoformat(),
+        "recipients": [[str(m.id), m.to] for m in messages],
+        # Read by charge workers of the previous version while a deploy rolls out.
+        "encoding": messages[0].encoding,
+        "segments": messages[0].segments,
+    }
+
+
+@endpoints.get(
+    "/v1/messages/{id}",
+    response=MessageDetail,
+    summary="A message: status, parts with carrier ids, error, timestamps, history",
+)
+async def get_message(request: web.Request) -> MessageDetail:
     who = caller(request)
     message_id = parse_uuid(request.match_info["id"], what="message")
     pool = request.app[POOL]
@@ -220,62 +174,50 @@ async def get_message(request: web.Request) -> web.Response:
     resource["history"] = [
         {"status": h["status"], "detail": h["detail"], "at": iso(h["at"])} for h in history
     ]
-    return web.json_response(resource)
+    return MessageDetail.model_validate(resource)
 
 
-def _cursor_decode(raw: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        stamp, _, mid = base64.urlsafe_b64decode(raw.encode()).decode().partition("|")
-        return datetime.fromisoformat(stamp), uuid.UUID(mid)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InputError("`cursor` is not a cursor this API gave", field="cursor") from exc
-
-
-def _cursor_encode(created_at: datetime, mid: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{mid}".encode()).decode()
-
-
-def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 200:
-        raise InputError("`limit` must be 1–200", field="limit")
-    return int(raw)
-
-
-async def list_messages(request: web.Request) -> web.Response:
+@endpoints.get(
+    "/v1/messages",
+    query=MessageQuery,
+    response=MessagePage,
+    summary="Messages of the account, newest first (cursor pagination)",
+)
+async def list_messages(request: web.Request) -> MessagePage:
     who = caller(request)
-    limit = _limit(request)
+    query = query_of(request, MessageQuery)
     clauses = ["account_id = $1"]
     args: list[Any] = [who.account_id]
-    status = request.query.get("status")
-    if status is not None:
-        if status not in _STATUSES:
-            raise InputError(f"unknown status {status!r}", field="status")
-        args.append(status)
+    if query.status is not None:
+        args.append(query.status)
         clauses.append(f"status = ${len(args)}")
-    if "batch_id" in request.query:
-        args.append(parse_uuid(request.query["batch_id"], what="batch"))
+    if query.batch_id is not None:
+        args.append(query.batch_id)
         clauses.append(f"batch_id = ${len(args)}")
-    if "cursor" in request.query:
-        created_at, mid = _cursor_decode(request.query["cursor"])
-        args.extend([created_at, mid])
+    if query.position is not None:
+        args.extend(query.position)
         clauses.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
-    args.append(limit + 1)
-    query = (
+    args.append(query.limit + 1)
+    sql = (
         f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(clauses)}"
         f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
     )
     async with unavailable_as_error():
-        rows = await request.app[POOL].fetch(query, *args)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = _cursor_encode(rows[-1]["created_at"], rows[-1]["id"]) if more else None
-    return web.json_response(
+        rows = await request.app[POOL].fetch(sql, *args)
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+    return MessagePage.model_validate(
         {"data": [message_resource(r) for r in rows], "next_cursor": next_cursor}
     )
 
 
-async def get_batch(request: web.Request) -> web.Response:
+@endpoints.get(
+    "/v1/batches/{id}",
+    response=Batch,
+    summary="Counts by status and the cost of a multi-recipient send",
+)
+async def get_batch(request: web.Request) -> Batch:
     who = caller(request)
     batch_id = parse_uuid(request.match_info["id"], what="batch")
     async with unavailable_as_error():
@@ -290,18 +232,9 @@ async def get_batch(request: web.Request) -> web.Response:
         )
     if total is None:
         raise NotFound(f"batch {batch_id} not found")
-    return web.json_response(
-        {
-            "id": str(batch_id),
-            "total": total,
-            "statuses": {r["status"]: r["n"] for r in rows},
-            "cost": float(sum((r["cost"] for r in rows), Decimal(0))),
-        }
+    return Batch(
+        id=batch_id,
+        total=total,
+        statuses={r["status"]: r["n"] for r in rows},
+        cost=number(sum((r["cost"] for r in rows), Decimal(0))) or 0,
     )
-
-
-def register(app: web.Application) -> None:
-    app.router.add_post("/v1/messages", send_messages)
-    app.router.add_get("/v1/messages", list_messages)
-    app.router.add_get("/v1/messages/{id}", get_message)
-    app.router.add_get("/v1/batches/{id}", get_batch)

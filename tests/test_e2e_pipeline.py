@@ -257,7 +257,9 @@ async def test_bad_input_is_400_and_changes_nothing(
 async def test_not_json_and_unknown_paths_get_the_error_shape(stack: Stack) -> None:
     customer = await stack.customer()
     async with stack.http.post(
-        f"{stack.api}/v1/messages", data=b"{not json", headers=customer.headers
+        f"{stack.api}/v1/messages",
+        data=b"{not json",
+        headers={**customer.headers, "Content-Type": "application/json"},
     ) as resp:
         assert resp.status == 400
         assert (await resp.json())["error"]["code"] == "INVALID_JSON"

@@ -16,6 +16,7 @@ from aiohttp.typedefs import Handler
 
 from api import webhooks
 from api.context import CALLER, POOL, SETTINGS, Caller
+from api.contract import register
 from api.errors import error_response
 from broker.config import Settings
 from broker.errors import BrokerError
@@ -50,7 +51,7 @@ async def client(pool: asyncpg.Pool) -> AsyncIterator[TestClient[web.Request, we
     app = web.Application(middlewares=[errors, fake_auth])
     app[POOL] = pool
     app[SETTINGS] = Settings(webhook_allow_private=True)  # test receivers are on 127.0.0.1
-    webhooks.register(app)
+    register(app, webhooks.endpoints)
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as test_client:
         yield test_client
 
@@ -102,7 +103,7 @@ async def test_create_shows_the_secret_once(client: Client, pool: asyncpg.Pool) 
 
     listed = await client.get("/v1/webhooks", headers=who)
     assert listed.status == 200
-    assert await listed.json() == {"data": [shown]}
+    assert await listed.json() == {"data": [shown], "next_cursor": None}
 
 
 async def test_scheme_is_stored_lower_case(client: Client, pool: asyncpg.Pool) -> None:
@@ -162,7 +163,7 @@ async def test_another_accounts_webhook_is_not_found(client: Client, pool: async
         )
         assert (await error_of(response, 404))["code"] == "NOT_FOUND"
     listed = await client.get("/v1/webhooks", headers=stranger)
-    assert await listed.json() == {"data": []}
+    assert await listed.json() == {"data": [], "next_cursor": None}
     still = await client.get(f"/v1/webhooks/{created['id']}", headers=owner)
     assert still.status == 200
 

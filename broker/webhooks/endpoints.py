@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +13,7 @@ from broker.errors import InputError
 from broker.webhooks.events import EVENT_TYPES
 
 MAX_URL_LENGTH = 2000
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +24,19 @@ class EndpointSpec:
 
 def _bad_url(message: str) -> InputError:
     return InputError(message, code="INVALID_URL", field="url")
+
+
+def _valid_host(host: str) -> bool:
+    """An IP address, or a DNS name whose labels are 1-63 letters, digits or inner hyphens."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    name = host.rstrip(".")
+    if not name or len(name) > 253:
+        return False
+    return all(_LABEL.match(label) for label in name.split("."))
 
 
 def parse_url(value: Any) -> str:
@@ -37,8 +53,14 @@ def parse_url(value: Any) -> str:
         raise _bad_url("url is not a valid URL") from exc
     if url.scheme not in ("http", "https") or not url_text.lower().startswith(url.scheme + "://"):
         raise _bad_url("url must start with http:// or https://")
-    if not url.host:
-        raise _bad_url("url must name a host")
+    if not url.raw_host or not _valid_host(url.raw_host):
+        raise _bad_url("url must name a valid host (a DNS name or an IP address)")
+    try:
+        url.port  # noqa: B018 - yarl checks the port's range when it is read
+    except ValueError as exc:
+        raise _bad_url("url has a port out of range 1-65535") from exc
+    if url.explicit_port == 0:
+        raise _bad_url("url has a port out of range 1-65535")
     if url.fragment:
         raise _bad_url("url must not contain a #fragment")
     # The scheme is stored lower-case, as the schema's check (and every client) expects.

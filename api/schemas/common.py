@@ -1,0 +1,84 @@
+"""Types every request and response model shares: storable text, numbers, the error shape."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from broker.errors import InputError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Characters PostgreSQL text cannot hold (NUL) or UTF-8 cannot encode (lone surrogates).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: str) -> str:
+    """Refuse what no worker could store: a 202 must never be followed by a lost request."""
+    if _UNSTORABLE.search(value):
+        raise PydanticCustomError(
+            "INVALID_CHARACTER",
+            "contains a NUL character or a lone surrogate, which cannot be stored or sent",
+        )
+    return value
+
+
+def blank_as_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+#: Any text a request carries: proven storable before the request is accepted.
+Text = Annotated[str, AfterValidator(storable)]
+#: An optional text where an empty string means "not given" (as form posts send it).
+OptionalText = Annotated[Text | None, BeforeValidator(blank_as_none)]
+#: Credits: an integer when whole, else a decimal number.
+Number = int | float
+
+
+def checked(check: Callable[[T], R]) -> Callable[[T], R]:
+    """A broker check (raising InputError) as a pydantic validator keeping its code."""
+
+    def run(value: T) -> R:
+        try:
+            return check(value)
+        except InputError as exc:
+            details = getattr(exc, "details", None)
+            raise PydanticCustomError(exc.code, exc.message, {"details": details}) from None
+
+    return run
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable machine code, e.g. INVALID_PHONE_NUMBER.")
+    message: str = Field(description="What went wrong, for a human.")
+    field: str | None = Field(None, description="The request field at fault, if one is.")
+    details: list[dict[str, Any]] | None = Field(
+        None, description="Every problem found, e.g. each invalid number with its index."
+    )
+    retry_after: int | None = Field(None, description="Seconds to wait (429 only).")
+
+
+class ErrorResponse(BaseModel):
+    """Every answer that is not a success has this shape."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "INVALID_PHONE_NUMBER",
+                        "message": "1 invalid phone number(s) in `to`",
+                        "field": "to",
+                        "details": [{"index": 1, "value": "12", "reason": "not a valid number"}],
+                    }
+                }
+            ]
+        }
+    )
+
+    error: ErrorInfo

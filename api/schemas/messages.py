@@ -1,0 +1,252 @@
+"""POST /v1/messages and the message, batch and list resources."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from api.schemas.common import Number, OptionalText, Text, blank_as_none, checked, storable
+from broker.phone import check_sender, parse_recipients
+from broker.webhooks.destinations import refused_destination
+from broker.webhooks.endpoints import parse_url
+
+Status = Literal[
+    "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed", "canceled"
+]
+EncodingName = Literal["GSM7", "UCS2"]
+ClientRef = Annotated[
+    Annotated[str, Field(max_length=200), AfterValidator(storable)] | None,
+    BeforeValidator(blank_as_none),
+]
+CallbackUrl = Annotated[
+    Annotated[str, Field(max_length=2000), AfterValidator(storable)] | None,
+    BeforeValidator(blank_as_none),
+]
+
+
+class SendRequest(BaseModel):
+    """A send to one or many numbers (JSON, or form-urlencoded with the same names)."""
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "to": ["+14155552671", "(415) 555-2672"],
+                    "body": "Your code is 1234",
+                    "from": "Acme",
+                    "client_ref": "order-17",
+                    "callback_url": "https://example.com/sms-status",
+                }
+            ]
+        },
+    )
+
+    #: The codes customers know for pydantic's own errors on these fields (see api.contract).
+    error_codes: ClassVar[dict[str, str]] = {
+        "to:missing": "MISSING_RECIPIENT",
+        "to": "INVALID_PHONE_NUMBER",
+        "body:missing": "EMPTY_BODY",
+        "body": "INVALID_BODY",
+        "from": "INVALID_SENDER_ID",
+        "callback_url": "INVALID_URL",
+    }
+
+    to: str | list[Text] = Field(
+        description="One number, a list, or a comma-separated string; local numbers are read "
+        "with the account's region and answered in E.164.",
+    )
+    body: Text = Field(
+        validation_alias=AliasChoices("body", "message"),
+        description="The text (GSM 03.38 or UCS-2 is chosen for you). `message` is accepted too.",
+    )
+    sender: OptionalText = Field(
+        None,
+        alias="from",
+        description="Sender id: 3–11 letters/digits, or a number of up to 15 digits.",
+    )
+    channel: Literal["sms", "whatsapp"] = "sms"
+    client_ref: ClientRef = Field(
+        None, description="Your reference, returned with the message and its webhooks."
+    )
+    callback_url: CallbackUrl = Field(
+        None,
+        description="Where this message's status is posted, signed with the account's secret.",
+    )
+
+    @field_validator("to")
+    @classmethod
+    def _recipients(cls, value: str | list[str], info: ValidationInfo) -> list[str]:
+        context = info.context or {}
+        return checked(
+            lambda v: parse_recipients(
+                v, context.get("region", "US"), limit=context.get("max_recipients", 1000)
+            )
+        )(value)
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, value: str, info: ValidationInfo) -> str:
+        limit = (info.context or {}).get("max_body_chars", 1600)
+        if not value:
+            raise PydanticCustomError("EMPTY_BODY", "the message body is empty")
+        if len(value) > limit:
+            raise PydanticCustomError(
+                "BODY_TOO_LONG",
+                f"the message body has {len(value)} characters; the maximum is {limit}",
+            )
+        return value
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str | None) -> str | None:
+        return checked(check_sender)(value)
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        url = checked(parse_url)(value)
+        if not (info.context or {}).get("allow_private", False):
+            refusal = refused_destination(url)
+            if refusal is not None:
+                raise PydanticCustomError("INVALID_URL", refusal)
+        return url
+
+    @property
+    def recipients(self) -> list[str]:
+        assert isinstance(self.to, list)
+        return self.to
+
+
+class AcceptedMessage(BaseModel):
+    id: UUID
+    to: str = Field(description="E.164")
+    status: Status
+    encoding: EncodingName
+    segments: int = Field(description="Parts on the wire, on the connector this number routes to.")
+
+
+class SendAccepted(BaseModel):
+    """Durably queued: from this answer on, every message reaches a final state."""
+
+    batch_id: UUID | None = Field(description="Set when the send has more than one recipient.")
+    estimated_cost: Number
+    messages: list[AcceptedMessage]
+
+
+class MessageError(BaseModel):
+    code: str
+    text: str | None
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: UUID
+    batch_id: UUID | None
+    to: str
+    sender: str | None = Field(alias="from")
+    status: Status
+    encoding: EncodingName
+    segments: int
+    cost: Number | None
+    client_ref: str | None
+    error: MessageError | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    done_at: datetime | None
+
+
+class Part(BaseModel):
+    seq: int
+    connector: str
+    carrier_id: str | None
+    status: Literal["sent", "delivered", "undelivered", "failed"]
+    command_status: int | None
+    error_code: str | None
+    submitted_at: datetime
+    done_at: datetime | None
+
+
+class HistoryEntry(BaseModel):
+    status: str
+    detail: str | None
+    at: datetime
+
+
+class MessageDetail(Message):
+    parts: list[Part]
+    history: list[HistoryEntry]
+
+
+class MessagePage(BaseModel):
+    data: list[Message]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+#: Cursor timestamps outside these years were never written by this API.
+_CURSOR_YEARS = range(2000, 10000)
+
+
+def encode_cursor(created_at: datetime, message_id: UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{message_id}".encode()).decode()
+
+
+def _decode_cursor(raw: str) -> tuple[datetime, UUID]:
+    try:
+        stamp, _, mid = base64.urlsafe_b64decode(raw.encode()).decode().partition("|")
+        created_at = datetime.fromisoformat(stamp)
+        if created_at.tzinfo is None or created_at.year not in _CURSOR_YEARS:
+            raise ValueError("out of range")
+        return created_at.astimezone(UTC), UUID(mid)
+    except (ValueError, OverflowError, binascii.Error, UnicodeError) as exc:
+        raise PydanticCustomError(
+            "INVALID_CURSOR", "`cursor` is not a cursor this API gave"
+        ) from exc
+
+
+class MessageQuery(BaseModel):
+    status: Status | None = None
+    batch_id: UUID | None = None
+    limit: int = Field(50, ge=1, le=200)
+    cursor: Text | None = Field(None, max_length=200)
+
+    @field_validator("cursor")
+    @classmethod
+    def _cursor(cls, value: str | None) -> str | None:
+        if value is not None:
+            _decode_cursor(value)
+        return value
+
+    @property
+    def position(self) -> tuple[datetime, UUID] | None:
+        return _decode_cursor(self.cursor) if self.cursor is not None else None
+
+
+class Batch(BaseModel):
+    id: UUID
+    total: int
+    statuses: dict[str, int]
+    cost: Number
+
+
+def message_model(resource: dict[str, Any]) -> Message:
+    return Message.model_validate(resource)
