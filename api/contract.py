@@ -57,6 +57,8 @@ class Endpoint:
     #: Other success statuses with the same response model (readiness answers 503 too).
     also: frozenset[int] = frozenset()
     hidden: bool = False
+    #: Request headers the route reads: (name, description).
+    header_params: tuple[tuple[str, str], ...] = ()
 
     @property
     def path_params(self) -> list[str]:

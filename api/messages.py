@@ -84,6 +84,13 @@ def plan(send: SendRequest, routes: RouteTable) -> tuple[list[AcceptedMessage], 
     response=SendAccepted,
     status=202,
     errors=frozenset({402, 409}),
+    header_params=(
+        (
+            idempotency.HEADER,
+            "Any string of yours; a retry with the same key and body within 24 hours gets the "
+            "first answer back and sends nothing twice.",
+        ),
+    ),
     summary="Send a message to one or many numbers",
     description="Answered 202 once the request is durable. With an `Idempotency-Key` header, "
     "a retry within 24 hours gets the first answer back (`Idempotent-Replayed: true`).",

@@ -113,6 +113,16 @@ def _parameters(endpoint: Endpoint, schemas: dict[str, Any]) -> list[dict[str, A
         }
         for name in endpoint.path_params
     ]
+    params.extend(
+        {
+            "name": name,
+            "in": "header",
+            "required": False,
+            "description": description,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        }
+        for name, description in endpoint.header_params
+    )
     if endpoint.query is not None:
         schema = schemas[endpoint.query.__name__]
         required = set(schema.get("required", []))
