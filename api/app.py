@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import AsyncIterator
 
@@ -46,6 +47,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return web.json_response(
             error_body(code, exc.reason), status=exc.status, headers=_keep_allow(exc)
         )
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - the HTTP boundary: a bug answers 500, never a traceback
+        log.exception("unhandled error", method=request.method, route=_route(request))
+        return web.json_response(
+            error_body("INTERNAL_ERROR", "the gateway failed to answer this request"), status=500
+        )
+
+
+def _route(request: web.Request) -> str:
+    """The route's pattern, not the path: a path or query may carry a key or a number."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
 
 
 def _keep_allow(exc: web.HTTPException) -> dict[str, str]:

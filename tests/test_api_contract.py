@@ -222,3 +222,24 @@ async def test_openapi_declares_every_route_with_auth_and_errors(api: Api) -> No
     assert ("GET", "/v1/messages/{id}") in routes
     assert ("DELETE", "/v1/webhooks/{id}") in routes
     assert ("GET", "/v1/webhooks/{id}/deliveries") in routes
+
+
+async def test_an_unexpected_error_is_a_500_in_the_error_shape_without_a_traceback() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from api.app import error_middleware
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("secret internals sk_live_abc")
+
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_get("/broken", broken)
+    async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
+        response = await client.get("/broken")
+        assert response.status == 500
+        text = await response.text()
+    assert json.loads(text) == {
+        "error": {"code": "INTERNAL_ERROR", "message": "the gateway failed to answer this request"}
+    }
+    assert "sk_live" not in text and "Traceback" not in text
