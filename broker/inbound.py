@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from broker.queue_messages import InboundEvent, WebhookEvent
 from broker.resources import iso
 from broker.webhooks.events import MESSAGE_INBOUND, event_id_for, make_event
 
@@ -24,16 +24,15 @@ class Inbound:
     concat: tuple[int, int, int] | None = None  # reference, total, seq
 
     @classmethod
-    def from_event(cls, event: dict[str, Any]) -> Inbound:
-        concat = event.get("concat")
+    def from_event(cls, event: InboundEvent) -> Inbound:
         return cls(
-            id=UUID(event["id"]),
-            connector=str(event["connector"]),
-            from_number=str(event["from"]),
-            to_number=str(event["to"]),
-            text=str(event["text"]),
-            received_at=datetime.fromisoformat(event["received_at"]),
-            concat=(int(concat[0]), int(concat[1]), int(concat[2])) if concat else None,
+            id=event.id,
+            connector=event.connector,
+            from_number=event.from_number,
+            to_number=event.to_number,
+            text=event.text,
+            received_at=event.received_at,
+            concat=event.concat,
         )
 
 
@@ -79,7 +78,7 @@ async def _assemble(conn: asyncpg.Connection, mo: Inbound) -> str | None:
     return "".join(r["body"] for r in sorted(rows, key=lambda r: r["seq"]))
 
 
-async def store_inbound(conn: asyncpg.Connection, mo: Inbound) -> dict[str, Any] | None:
+async def store_inbound(conn: asyncpg.Connection, mo: Inbound) -> WebhookEvent | None:
     """Store one MO (or fragment); return its message.inbound event when it has an owner."""
     text = mo.text
     if mo.concat is not None and mo.concat[1] > 1:

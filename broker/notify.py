@@ -7,6 +7,7 @@ from typing import Any
 
 import structlog
 
+from broker.queue_messages import WebhookEvent, pack, to_json
 from broker.queues import Amqp
 from broker.resources import MESSAGE_COLUMNS, message_resource
 from broker.webhooks.events import MESSAGE_STATUS, event_id_for, make_event
@@ -28,7 +29,7 @@ _CHUNK = 500
 log = structlog.get_logger(__name__)
 
 
-def status_events(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def status_events(rows: Iterable[Mapping[str, Any]]) -> list[WebhookEvent]:
     """The webhook events of messages that reached an outcome; failures are logged too."""
     rows = list(rows)
     for row in rows:
@@ -53,6 +54,8 @@ def status_events(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-async def publish_events(amqp: Amqp, events: list[dict[str, Any]]) -> None:
+async def publish_events(amqp: Amqp, events: list[WebhookEvent]) -> None:
+    """As WebhookBatch messages of up to _CHUNK events each, each confirmed."""
     for start in range(0, len(events), _CHUNK):
-        await amqp.publish(amqp.names.webhooks, {"events": events[start : start + _CHUNK]})
+        chunk = [to_json(e) for e in events[start : start + _CHUNK]]
+        await amqp.publish(amqp.names.webhooks, pack("events", chunk))

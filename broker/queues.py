@@ -2,13 +2,13 @@
 
 Every queue is a durable quorum queue. A publish returns only once the broker has confirmed
 it, which is what lets the API answer 202 and lets workers ack their input after handing on.
-Payloads are JSON; after the ingestion hop many messages travel packed in one AMQP message.
+Payloads are the JSON of the classes in broker.queue_messages; after the ingestion hop many
+messages travel packed in one AMQP message.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +24,7 @@ from aio_pika.abc import (
 )
 
 from broker.errors import DependencyUnavailable
+from broker.queue_messages import to_json
 
 log = structlog.get_logger(__name__)
 
@@ -71,14 +72,6 @@ class QueueNames:
         """A delay queue, named by its delay: changing WEBHOOK_RETRY_DELAYS makes new queues
         instead of clashing with the arguments of the old ones."""
         return f"{self.prefix}.webhooks.retry.{max(1, round(delay * 1000))}ms"
-
-
-def dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), default=str).encode()
-
-
-def loads(body: bytes) -> Any:
-    return json.loads(body)
 
 
 class Amqp:
@@ -156,10 +149,13 @@ class Amqp:
         return self._channel
 
     async def publish(self, queue: str, payload: Any, *, message_id: str | None = None) -> None:
-        """Publish and wait for the broker's confirm; DependencyUnavailable if it never comes."""
+        """Publish and wait for the broker's confirm; DependencyUnavailable if it never comes.
+
+        ``payload``: a queue message (broker.queue_messages), JSON bytes, or a plain JSON value.
+        """
         channel = await self._publish_channel()
         message = aio_pika.Message(
-            dumps(payload),
+            payload if isinstance(payload, bytes) else to_json(payload),
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             content_type="application/json",
             message_id=message_id,

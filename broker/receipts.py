@@ -18,6 +18,7 @@ from uuid import UUID
 import asyncpg
 
 from broker.notify import status_returning
+from broker.queue_messages import ReceiptEvent
 
 #: Receipt states that end a part, and what they make of it. ACCEPTD and ENROUTE end nothing.
 FINAL_STATES = {
@@ -36,6 +37,11 @@ class ReceiptUpdate:
     carrier_id: str
     state: str
     error: str | None
+
+    @classmethod
+    def from_event(cls, event: ReceiptEvent) -> ReceiptUpdate:
+        """Receipts of the previous version carry no scope: their connector is their scope."""
+        return cls(event.scope or event.connector, event.carrier_id, event.state, event.error)
 
     @property
     def part_status(self) -> str:

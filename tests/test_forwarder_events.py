@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from broker.queue_messages import InboundEvent, ReceiptEvent, pack, to_json, unpack_carrier_events
 from broker.segmentation import build_udh
 from broker.smpp.constants import CommandId, MessageState, Tag
 from broker.smpp.pdu import Pdu, cstring_tlv, int_tlv
@@ -27,9 +28,10 @@ def test_receipt_ids_take_the_submit_form(fmt: str, submit_id: str, receipt_id: 
         },
     )
     event = deliver_event("c1", fmt, pdu)  # type: ignore[arg-type]
-    assert (event["kind"], event["connector"]) == ("receipt", "c1")
-    assert (event["carrier_id"], event["state"]) == (submit_id, "DELIVRD")
-    assert event["error"] in (None, "000")
+    assert isinstance(event, ReceiptEvent)
+    assert (event.kind, event.connector) == ("receipt", "c1")
+    assert (event.carrier_id, event.state) == (submit_id, "DELIVRD")
+    assert event.error in (None, "000")
 
 
 def test_receipt_text_form_only() -> None:
@@ -37,7 +39,8 @@ def test_receipt_text_form_only() -> None:
         b"id:42 sub:001 dlvrd:000 submit date:2611221200 done date:2611221201 stat:UNDELIV err:0B"
     )
     event = deliver_event("c1", "as-is", deliver({"esm_class": 0x04, "short_message": text}))
-    assert (event["carrier_id"], event["state"], event["error"]) == ("42", "UNDELIV", "0B")
+    assert isinstance(event, ReceiptEvent)
+    assert (event.carrier_id, event.state, event.error) == ("42", "UNDELIV", "0B")
 
 
 def test_plain_mo() -> None:
@@ -53,8 +56,9 @@ def test_plain_mo() -> None:
             }
         ),
     )
-    assert event["kind"] == "mo" and event["text"] == "Ça va" and event["concat"] is None
-    assert (event["from"], event["to"]) == ("233205550368", "1234")
+    assert isinstance(event, InboundEvent)
+    assert event.kind == "mo" and event.text == "Ça va" and event.concat is None
+    assert (event.from_number, event.to_number) == ("233205550368", "1234")
 
 
 def test_concatenated_mo_by_udh() -> None:
@@ -62,7 +66,8 @@ def test_concatenated_mo_by_udh() -> None:
     event = deliver_event(
         "c1", "as-is", deliver({"esm_class": 0x40, "data_coding": 0, "short_message": data})
     )
-    assert event["text"] == "Hello" and event["concat"] == [9, 2, 1]
+    assert isinstance(event, InboundEvent)
+    assert event.text == "Hello" and event.concat == (9, 2, 1)
 
 
 def test_concatenated_mo_by_sar_tlvs() -> None:
@@ -78,18 +83,39 @@ def test_concatenated_mo_by_sar_tlvs() -> None:
             },
         ),
     )
-    assert event["concat"] == [300, 2, 2]
+    assert isinstance(event, InboundEvent)
+    assert event.concat == (300, 2, 2)
 
 
 def test_mo_in_message_payload() -> None:
     event = deliver_event(
         "c1", "as-is", deliver({"short_message": b""}, {Tag.MESSAGE_PAYLOAD: b"long " * 50})
     )
-    assert event["text"] == "long " * 50
+    assert isinstance(event, InboundEvent)
+    assert event.text == "long " * 50
 
 
 def test_receipt_carries_the_carrier_account_scope() -> None:
     pdu = deliver({"esm_class": 0x04, "short_message": b"id:9 stat:DELIVRD err:000"})
-    assert deliver_event("c1", "as-is", pdu, scope="10.0.0.1:2775/acme")["scope"] == (
-        "10.0.0.1:2775/acme"
+    event = deliver_event("c1", "as-is", pdu, scope="10.0.0.1:2775/acme")
+    assert isinstance(event, ReceiptEvent) and event.scope == "10.0.0.1:2775/acme"
+
+
+def test_events_survive_the_queue_round_trip() -> None:
+    """What the forwarder packs is what the events worker unpacks, field for field."""
+    mo = deliver_event("c1", "as-is", deliver({"source_addr": "1", "short_message": b"hi"}))
+    receipt = deliver_event(
+        "c1", "as-is", deliver({"esm_class": 0x04, "short_message": b"id:9 stat:DELIVRD err:000"})
     )
+    body = pack("events", [to_json(mo), to_json(receipt)])
+    assert unpack_carrier_events(body).items == [mo, receipt]
+
+
+def test_sar_fragment_missing_a_value_is_kept_whole() -> None:
+    """Before: the event carried a None in concat and the events worker dropped the MO."""
+    event = deliver_event(
+        "c1",
+        "as-is",
+        deliver({"short_message": b"text"}, {Tag.SAR_MSG_REF_NUM: int_tlv(300, 2)}),
+    )
+    assert isinstance(event, InboundEvent) and event.concat is None and event.text == "text"

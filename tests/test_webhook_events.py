@@ -69,13 +69,13 @@ def test_make_event_shape_and_roundtrip() -> None:
         data,
         event_id=event_id_for("m1:delivered"),
         callback_url="https://example.com/cb",
-    )
-    assert set(event) == {"id", "type", "account_id", "timestamp", "data", "callback_url"}
+    ).model_dump(mode="json")
+    assert set(event) == {"v", "id", "type", "account_id", "timestamp", "data", "callback_url"}
     assert event["account_id"] == str(ACCOUNT)
     assert event["callback_url"] == "https://example.com/cb"
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", event["timestamp"])
     parsed = parse_event(json.loads(json.dumps(event)))
-    assert parsed.to_dict() == event
+    assert parsed.model_dump(mode="json") == event
     assert parsed.message_id == "m1"
     assert json.loads(parsed.body()) == {
         "type": "message.status",
@@ -94,6 +94,7 @@ def test_make_event_refuses_unknown_type() -> None:
 
 def good_event(**changes: Any) -> dict[str, Any]:
     event = make_event("message.inbound", ACCOUNT, {"id": "in1"}, event_id="evt_1")
+    event = event.model_dump(mode="json")
     event.update(changes)
     return event
 
@@ -155,9 +156,9 @@ def test_good_callback_url_kept(callback: str) -> None:
 
 def test_retry_roundtrip() -> None:
     event = parse_event(good_event())
-    retry = Retry(event, uuid.uuid4(), "https://example.com/h", 3)
-    callback = Retry(event, None, "https://example.com/cb", 2)
-    parsed = parse_payload(json.dumps(retries_payload([retry, callback])).encode())
+    retry = Retry.to(event, uuid.uuid4(), "https://example.com/h", 3)
+    callback = Retry.to(event, None, "https://example.com/cb", 2)
+    parsed = parse_payload(retries_payload([retry, callback]).model_dump_json().encode())
     assert parsed.retries == [retry, callback]
     assert parsed.events == [] and parsed.problems == []
 

@@ -140,7 +140,7 @@ def status_event(account_id: uuid.UUID, *, callback_url: str | None = None) -> d
         {"id": message_id, "status": "delivered", "to": "+233200000001"},
         event_id=event_id_for(f"{message_id}:delivered"),
         callback_url=callback_url,
-    )
+    ).model_dump(mode="json")
 
 
 def inbound_event(account_id: uuid.UUID) -> dict[str, Any]:
@@ -150,7 +150,7 @@ def inbound_event(account_id: uuid.UUID) -> dict[str, Any]:
         account_id,
         {"id": inbound_id, "from": "+233200000002", "body": "STOP"},
         event_id=event_id_for(f"inbound:{inbound_id}"),
-    )
+    ).model_dump(mode="json")
 
 
 def expected_signature(secret: str, headers: dict[str, str], body: bytes) -> str:

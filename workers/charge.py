@@ -1,11 +1,16 @@
 """The charge worker: accepted requests become message rows, charged exactly once.
 
-Input: the ingest queue, where API requests arrive packed (``{"requests": [...]}``) by the API
-processes that accepted them. Per batch, in one transaction:
-insert the messages (a redelivered request inserts nothing: the ids exist), take each account's
-cost in one conditional UPDATE that never lets a balance go negative, write the ledger rows, and
-fail what no route or no credit can carry. Then hand the charged messages on, packed per
-connector, to the submit queues.
+Input: the ingest queue, where API requests (broker.queue_messages.IngestRequest) arrive packed
+by the API processes that accepted them. Each message is routed and its parts counted here, once,
+with the chosen connector's long-message mode: what is charged is what the submit worker sends.
+Per batch, in one transaction: insert the messages (a redelivered request inserts nothing: the
+ids exist), take each account's cost in one conditional UPDATE that never lets a balance go
+negative, write the ledger rows, and fail what no route or no credit can carry. Then hand the
+charged messages on, packed per connector, to the submit queues.
+
+Nothing accepted is lost: a message whose text PostgreSQL cannot store is stored sanitized as a
+visible, uncharged ``failed`` message (INVALID_MESSAGE) with its webhook; only what cannot be
+stored even so (e.g. its account is gone) is dead-lettered.
 """
 
 from __future__ import annotations
@@ -23,11 +28,28 @@ import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
+from broker.errors import InputError
+from broker.long_mode import LongMode, segment
 from broker.notify import STATUS_RETURNING, publish_events, status_events
-from broker.queues import SUBMIT_CHUNK, Amqp, loads
+from broker.queue_messages import (
+    IngestBatch,
+    IngestRequest,
+    NotDecodable,
+    SubmitJob,
+    unpack,
+)
+from broker.queues import SUBMIT_CHUNK, Amqp
 from broker.routing import RouteTable
-from workers.batching import BatchConsumer
-from workers.poison import dead_letter, process_isolating
+from broker.segmentation import Segmentation
+from workers.consumer import Consumer
+from workers.poison import (
+    POISON,
+    dead_letter,
+    dead_letter_body,
+    dead_letter_rejected,
+    process_isolating,
+)
+from workers.sanitize import INVALID_MESSAGE, sanitized, unstorable
 
 log = structlog.get_logger(__name__)
 
@@ -96,63 +118,60 @@ class NewMessage:
     to: str
     sender: str | None
     body: str
-    encoding: str
-    segments: int
     client_ref: str | None
     callback_url: str | None
     accepted_at: datetime
+    encoding: str = "GSM7"
+    segments: int = 1
     connector: str | None = None
     price: Decimal = Decimal(0)
+    #: Why the message fails at once (no route, a text that cannot be stored or sent).
+    error: tuple[str, str] | None = None
 
     @property
     def cost(self) -> Decimal:
         return self.price * self.segments if self.connector else Decimal(0)
 
+    def fail(self, code: str, text: str) -> None:
+        """Fail at once, uncharged; the text fields become storable."""
+        self.error, self.connector, self.price = (code, text), None, Decimal(0)
+        if code == INVALID_MESSAGE:
+            self.body = sanitized(self.body, limit=None, nonempty=True) or "\ufffd"
+            self.sender = sanitized(self.sender, limit=None)
+            self.client_ref = sanitized(self.client_ref, limit=200)
+            self.callback_url = sanitized(self.callback_url, limit=2000)
 
-def unpack(payload: dict[str, Any]) -> list[NewMessage]:
-    """One API request's messages; raises KeyError/ValueError/TypeError on a malformed payload."""
-    account_id = UUID(payload["account_id"])
-    batch_id = UUID(payload["batch_id"]) if payload.get("batch_id") else None
-    accepted_at = datetime.fromisoformat(payload["accepted_at"])
+
+def expand(request: IngestRequest) -> list[NewMessage]:
+    """One API request's messages, one per recipient."""
     return [
         NewMessage(
-            id=UUID(mid),
-            account_id=account_id,
-            batch_id=batch_id,
-            to=str(to),
-            sender=payload.get("sender"),
-            body=str(payload["body"]),
-            encoding=str(payload["encoding"]),
-            segments=int(payload["segments"]),
-            client_ref=payload.get("client_ref"),
-            callback_url=payload.get("callback_url"),
-            accepted_at=accepted_at,
+            id=mid,
+            account_id=request.account_id,
+            batch_id=request.batch_id,
+            to=to,
+            sender=request.sender,
+            body=request.body,
+            client_ref=request.client_ref,
+            callback_url=request.callback_url,
+            accepted_at=request.accepted_at,
         )
-        for mid, to in payload["recipients"]
+        for mid, to in request.recipients
     ]
 
 
-def read_ingest(deliveries: list[AbstractIncomingMessage]) -> list[NewMessage]:
-    """Every message of every request in the batch, each once, in arrival order.
+class _Counter:
+    """segment() per distinct (text, mode): a request's recipients share one text object."""
 
-    The same request can arrive twice in one batch (a redelivery next to its original); its
-    second copy must not be charged as new. Malformed payloads are logged and skipped.
-    """
-    messages: dict[UUID, NewMessage] = {}
-    for delivery in deliveries:
-        try:
-            payload = loads(delivery.body)
-            requests = payload.get("requests", [payload])
-        except (AttributeError, ValueError, TypeError) as exc:
-            log.error("malformed ingest payload dropped", error=str(exc))
-            continue
-        for request in requests:
-            try:
-                for m in unpack(request):
-                    messages.setdefault(m.id, m)
-            except (KeyError, ValueError, TypeError) as exc:
-                log.error("malformed ingest request dropped", error=str(exc))
-    return list(messages.values())
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, LongMode], Segmentation] = {}
+
+    def __call__(self, body: str, mode: LongMode) -> Segmentation:
+        key = (body, mode)
+        found = self._seen.get(key)
+        if found is None:
+            found = self._seen[key] = segment(body, mode, max_chars=max(1, len(body)))
+        return found
 
 
 class ChargeWorker:
@@ -160,29 +179,80 @@ class ChargeWorker:
         self.pool = pool
         self.amqp = amqp
         self.routes = RouteTable()
-        self.consumer = BatchConsumer("charge", self.handle, max_size=batch_size, max_wait=0.005)
+        self.consumer = Consumer(
+            amqp, amqp.names.ingest, self.handle, name="charge", prefetch=1000, batch=batch_size
+        )
 
     async def start(self) -> None:
-        await self.amqp.consume(self.amqp.names.ingest, self.consumer.on_message, prefetch=1000)
+        await self.consumer.start()
 
     async def stop(self) -> None:
-        await self.consumer.drain()
+        await self.consumer.stop()
 
-    async def handle(self, deliveries: list[AbstractIncomingMessage]) -> None:
-        messages = read_ingest(deliveries)
+    async def handle(self, deliveries: list[AbstractIncomingMessage], attempt: int = 1) -> None:
+        messages = await self.read(deliveries)
         if messages:
-            await process_isolating(messages, self.process, self._dead_letter)
+            await process_isolating(messages, self.process, self._unstorable)
 
-    async def _dead_letter(self, message: NewMessage, error: BaseException) -> None:
-        await dead_letter(self.amqp, "ingest", message, error)
+    async def read(self, deliveries: list[AbstractIncomingMessage]) -> list[NewMessage]:
+        """Every message of every request in the batch, each once, in arrival order.
+
+        The same request can arrive twice in one batch (a redelivery next to its original);
+        its second copy must not be charged as new. What cannot be decoded is dead-lettered.
+        """
+        messages: dict[UUID, NewMessage] = {}
+        for delivery in deliveries:
+            try:
+                found = unpack(IngestBatch, "requests", IngestRequest, delivery.body)
+            except NotDecodable as exc:
+                await dead_letter_body(
+                    self.amqp, "ingest", delivery.body, exc.reason, version=exc.version
+                )
+                continue
+            await dead_letter_rejected(self.amqp, "ingest", found.rejected)
+            for request in found.items:
+                for m in expand(request):
+                    messages.setdefault(m.id, m)
+        return list(messages.values())
+
+    async def _unstorable(self, message: NewMessage, error: BaseException) -> None:
+        """PostgreSQL refused the message on its own: store it as a failed message instead."""
+        log.warning(
+            "message cannot be stored as sent; failing it",
+            message_id=str(message.id),
+            account_id=str(message.account_id),
+            error=repr(error),
+        )
+        message.fail(INVALID_MESSAGE, "the message holds text that cannot be stored")
+        try:
+            await self.process([message])
+        except POISON as exc:
+            await dead_letter(self.amqp, "ingest", message, exc, message_ids=[str(message.id)])
+
+    def _route(self, messages: list[NewMessage]) -> None:
+        """Choose each message's connector, and count its parts with that connector's mode."""
+        count = _Counter()
+        for m in messages:
+            problem = unstorable(m.body, m.sender, m.client_ref, m.callback_url)
+            if m.error is None and problem is not None:
+                m.fail(INVALID_MESSAGE, problem)
+            route = self.routes.match(m.to) if m.error is None else None
+            try:
+                seg = count(m.body, route.mode if route is not None else LongMode())
+            except (InputError, UnicodeError) as exc:
+                m.fail(INVALID_MESSAGE, getattr(exc, "message", None) or "the text cannot be sent")
+                m.segments = 1
+                continue
+            m.encoding, m.segments = seg.encoding.value, seg.segments
+            if route is not None:
+                m.connector, m.price = route.connector, route.price
+            elif m.error is None:
+                m.error = ("NO_ROUTE", "no route matches this number")
 
     async def process(self, batch: Sequence[NewMessage]) -> None:
         messages = list(batch)
         await self.routes.refresh(self.pool)
-        for m in messages:
-            route = self.routes.match(m.to)
-            if route is not None:
-                m.connector, m.price = route.connector, route.price
+        self._route(messages)
         inserted, failed_rows = await self._record(messages)
         fresh = {m.id for m in messages if m.id in inserted and m.connector}
         unfunded = {r["id"] for r in failed_rows}
@@ -226,7 +296,7 @@ class ChargeWorker:
                 [m.id for m in fresh] + list(failed_ids),
                 ["queued" if m.connector else "failed" for m in fresh]
                 + ["failed"] * len(failed_ids),
-                [None if m.connector else "NO_ROUTE" for m in fresh]
+                [m.error[0] if m.error else None for m in fresh]
                 + ["INSUFFICIENT_CREDITS"] * len(failed_ids),
             )
         return inserted, list(failed_rows)
@@ -237,8 +307,8 @@ class ChargeWorker:
             queue = self.amqp.names.submit(connector)
             await self.amqp.declare(queue)
             for start in range(0, len(ids), SUBMIT_CHUNK):
-                chunk = [str(i) for i in ids[start : start + SUBMIT_CHUNK]]
-                publishes.append(self.amqp.publish(queue, {"ids": chunk}))
+                job = SubmitJob(ids=ids[start : start + SUBMIT_CHUNK])
+                publishes.append(self.amqp.publish(queue, job))
         await asyncio.gather(*publishes)
 
 
@@ -258,8 +328,8 @@ def _columns(messages: list[NewMessage]) -> list[list[Any]]:
         [m.cost for m in messages],
         [m.client_ref for m in messages],
         [m.callback_url for m in messages],
-        [None if m.connector else "NO_ROUTE" for m in messages],
-        [None if m.connector else "no route matches this number" for m in messages],
+        [m.error[0] if m.error else None for m in messages],
+        [m.error[1] if m.error else None for m in messages],
         [m.accepted_at for m in messages],
     ]
 

@@ -1,6 +1,7 @@
 """The events worker: receipts and inbound messages from carriers, into PostgreSQL and webhooks.
 
-Input: the events queue, filled by the submit worker's binds before they answer deliver_sm.
+Input: the events queue (broker.queue_messages.CarrierEvents), filled by the submit worker's
+binds before they answer deliver_sm.
 Per batch, one transaction applies every receipt and stores every inbound message; then the
 resulting webhook events are published and the batch acked. A periodic sweep matches receipts
 that arrived before their part was recorded.
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 import asyncpg
 import structlog
@@ -19,41 +19,26 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from broker.inbound import Inbound, store_inbound
 from broker.notify import publish_events, status_events
-from broker.queues import Amqp, loads
+from broker.queue_messages import (
+    InboundEvent,
+    NotDecodable,
+    ReceiptEvent,
+    WebhookEvent,
+    unpack_carrier_events,
+)
+from broker.queues import Amqp
 from broker.receipts import ReceiptUpdate, apply_receipts, match_pending, settle_unreceipted
-from workers.batching import RETRYABLE, BatchConsumer
-from workers.poison import dead_letter, process_isolating
+from workers.consumer import TRANSIENT, Consumer
+from workers.poison import dead_letter, dead_letter_body, dead_letter_rejected, process_isolating
 
 log = structlog.get_logger(__name__)
 
 
-def read_events(
-    deliveries: list[AbstractIncomingMessage],
-) -> tuple[list[ReceiptUpdate], list[Inbound]]:
-    receipts: list[ReceiptUpdate] = []
-    inbound: list[Inbound] = []
-    for delivery in deliveries:
-        try:
-            events = loads(delivery.body)["events"]
-        except (KeyError, ValueError, TypeError) as exc:
-            log.error("malformed events payload dropped", error=str(exc))
-            continue
-        for event in events:
-            try:
-                if event["kind"] == "receipt":
-                    receipts.append(
-                        ReceiptUpdate(
-                            event.get("scope") or event["connector"],
-                            event["carrier_id"],
-                            event["state"],
-                            event["error"],
-                        )
-                    )
-                elif event["kind"] == "mo":
-                    inbound.append(Inbound.from_event(event))
-            except (KeyError, ValueError, TypeError, IndexError) as exc:
-                log.error("malformed event dropped", error=str(exc))
-    return receipts, inbound
+def to_items(events: list[ReceiptEvent | InboundEvent]) -> list[ReceiptUpdate | Inbound]:
+    return [
+        ReceiptUpdate.from_event(e) if isinstance(e, ReceiptEvent) else Inbound.from_event(e)
+        for e in events
+    ]
 
 
 class EventsWorker:
@@ -69,22 +54,33 @@ class EventsWorker:
         self.amqp = amqp
         self.receipt_wait = receipt_wait
         self._sweeps = 0
-        self.consumer = BatchConsumer("events", self.handle, max_size=200, max_wait=0.005)
+        self.consumer = Consumer(
+            amqp, amqp.names.events, self.handle, name="events", prefetch=400, batch=200
+        )
         self._sweep_every = sweep_every
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self.amqp.consume(self.amqp.names.events, self.consumer.on_message, prefetch=400)
+        await self.consumer.start()
         self._sweeper = asyncio.create_task(self._sweep_loop())
 
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        await self.consumer.drain()
+        await self.consumer.stop()
 
-    async def handle(self, deliveries: list[AbstractIncomingMessage]) -> None:
-        receipts, inbound = read_events(deliveries)
-        items: list[ReceiptUpdate | Inbound] = [*receipts, *inbound]
+    async def handle(self, deliveries: list[AbstractIncomingMessage], attempt: int = 1) -> None:
+        items: list[ReceiptUpdate | Inbound] = []
+        for delivery in deliveries:
+            try:
+                found = unpack_carrier_events(delivery.body)
+            except NotDecodable as exc:
+                await dead_letter_body(
+                    self.amqp, "events", delivery.body, exc.reason, version=exc.version
+                )
+                continue
+            await dead_letter_rejected(self.amqp, "events", found.rejected)
+            items.extend(to_items(found.items))
         if items:
             await process_isolating(items, self.process, self._dead_letter)
 
@@ -94,7 +90,7 @@ class EventsWorker:
     async def process(self, items: Sequence[ReceiptUpdate | Inbound]) -> None:
         receipts = [i for i in items if isinstance(i, ReceiptUpdate)]
         inbound = [i for i in items if isinstance(i, Inbound)]
-        webhook_events: list[dict[str, Any]] = []
+        webhook_events: list[WebhookEvent] = []
         async with self.pool.acquire() as conn, conn.transaction():
             settled = await apply_receipts(conn, receipts)
             for mo in inbound:
@@ -119,5 +115,5 @@ class EventsWorker:
             await asyncio.sleep(self._sweep_every)
             try:
                 await self.sweep()
-            except RETRYABLE as exc:
+            except TRANSIENT as exc:
                 log.warning("pending receipt sweep failed", error=str(exc))

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
 from broker.errors import DependencyUnavailable
 from broker.packing import PackedPublisher
+from broker.queue_messages import InboundEvent, ReceiptEvent
 from broker.queues import Amqp
 from broker.segmentation import decode_short_message
 from broker.smpp.constants import ESM_UDHI, Tag
@@ -26,7 +26,7 @@ log = structlog.get_logger(__name__)
 
 def deliver_event(
     connector: str, id_format: IdFormat, pdu: Pdu, *, scope: str | None = None
-) -> dict[str, Any]:
+) -> ReceiptEvent | InboundEvent:
     """The queue event for one deliver_sm: a receipt, or an inbound message (or a part of one).
 
     A receipt carries the connector's ``scope`` (its carrier account), within which it is
@@ -34,16 +34,13 @@ def deliver_event(
     """
     receipt = parse_receipt(pdu)
     if receipt is not None:
-        return {
-            "kind": "receipt",
-            "connector": connector,
-            "scope": scope or connector,
-            "carrier_id": canonical_message_id(
-                receipt.message_id, fmt=id_format, from_receipt=True
-            ),
-            "state": receipt.state,
-            "error": receipt.error,
-        }
+        return ReceiptEvent(
+            connector=connector,
+            scope=scope or connector,
+            carrier_id=canonical_message_id(receipt.message_id, fmt=id_format, from_receipt=True),
+            state=receipt.state,
+            error=receipt.error,
+        )
     body = pdu.body
     data = pdu.tlvs.get(Tag.MESSAGE_PAYLOAD) or body.get("short_message", b"")
     assert isinstance(data, bytes)
@@ -51,25 +48,27 @@ def deliver_event(
     decoded = decode_short_message(
         data, int(body.get("data_coding", 0) or 0), udhi=bool(esm & ESM_UDHI)
     )
-    concat: list[int | None] | None = None
+    concat: tuple[int, int, int] | None = None
     if decoded.concat is not None:
-        concat = [decoded.concat.reference, decoded.concat.total, decoded.concat.seq]
+        concat = (decoded.concat.reference, decoded.concat.total, decoded.concat.seq)
     elif Tag.SAR_MSG_REF_NUM in pdu.tlvs:
-        concat = [
+        sar = (
             tlv_int(pdu, Tag.SAR_MSG_REF_NUM),
             tlv_int(pdu, Tag.SAR_TOTAL_SEGMENTS),
             tlv_int(pdu, Tag.SAR_SEGMENT_SEQNUM),
-        ]
-    return {
-        "kind": "mo",
-        "id": str(uuid.uuid4()),
-        "connector": connector,
-        "from": str(body.get("source_addr", "")),
-        "to": str(body.get("destination_addr", "")),
-        "text": decoded.text,
-        "concat": concat,
-        "received_at": datetime.now(UTC).isoformat(),
-    }
+        )
+        # Without all three SAR values the fragment cannot be placed: kept as a whole text.
+        if sar[0] is not None and sar[1] is not None and sar[2] is not None:
+            concat = (sar[0], sar[1], sar[2])
+    return InboundEvent(
+        id=uuid.uuid4(),
+        connector=connector,
+        from_number=str(body.get("source_addr", "")),
+        to_number=str(body.get("destination_addr", "")),
+        text=decoded.text,
+        concat=concat,
+        received_at=datetime.now(UTC),
+    )
 
 
 class DeliverForwarder:

@@ -1,10 +1,13 @@
-"""Keep one bad item from blocking a whole batch forever.
+"""Keep one bad item from blocking a whole batch forever, and set aside what cannot be used.
 
 A batch that fails on a constraint or data error would fail the same way on every redelivery,
 and with it every good item batched alongside. So it is tried again item by item; an item that
 still fails on its own goes to the dead-letter queue (``<prefix>.dead``) for an operator to
 look at, and everything else goes through. Connection failures are not poison: they propagate
-and the batch is retried whole.
+and the batch is retried whole (see workers.consumer).
+
+Whatever is dead-lettered is logged with the queue, the account and message ids it names, and
+the reason (for a message of an unknown version: that version).
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from typing import Any, TypeVar
 
 import asyncpg
 import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import BaseModel
 
+from broker.queue_messages import NotDecodable, Rejected, identify, loads_slow
 from broker.queues import Amqp
 
 log = structlog.get_logger(__name__)
@@ -29,11 +35,58 @@ POISON: tuple[type[BaseException], ...] = (
 )
 
 
-async def dead_letter(amqp: Amqp, source: str, item: Any, error: BaseException) -> None:
+def _plain(item: Any) -> Any:
+    if isinstance(item, BaseModel):
+        return item.model_dump(mode="json")
     if dataclasses.is_dataclass(item) and not isinstance(item, type):
-        item = dataclasses.asdict(item)
-    log.error("item dead-lettered", source=source, error=str(error))
+        return dataclasses.asdict(item)
+    return item
+
+
+async def dead_letter(
+    amqp: Amqp,
+    source: str,
+    item: Any,
+    error: BaseException | str,
+    *,
+    message_ids: Sequence[str] = (),
+    version: object = None,
+) -> None:
+    """Publish one item to ``<prefix>.dead`` as ``{"source", "error", "item"}`` and log it."""
+    item = _plain(item)
+    accounts, found = identify(item)
+    ids = list(dict.fromkeys([*message_ids, *found]))
+    bound = log.bind(
+        queue=source, error=str(error), account_ids=accounts, message_ids=ids[:20], count=len(ids)
+    )
+    if version is not None:
+        bound.error("queue message of an unknown version dead-lettered", version=repr(version))
+    else:
+        bound.error("item dead-lettered")
     await amqp.publish(amqp.names.dead, {"source": source, "error": str(error), "item": item})
+
+
+async def dead_letter_rejected(amqp: Amqp, source: str, rejected: Sequence[Rejected]) -> None:
+    for r in rejected:
+        await dead_letter(amqp, source, r.item, r.reason, version=r.version)
+
+
+async def dead_letter_body(
+    amqp: Amqp, source: str, body: bytes, error: BaseException | str, *, version: object = None
+) -> None:
+    """A whole AMQP message, kept as JSON when it is JSON, as text otherwise."""
+    try:
+        item: Any = loads_slow(body)
+    except NotDecodable:
+        item = body.decode("utf-8", errors="replace")
+    await dead_letter(amqp, source, item, error, version=version)
+
+
+async def dead_letter_deliveries(
+    amqp: Amqp, source: str, deliveries: Sequence[AbstractIncomingMessage], error: BaseException
+) -> None:
+    for delivery in deliveries:
+        await dead_letter_body(amqp, source, delivery.body, repr(error))
 
 
 async def process_isolating(

@@ -10,11 +10,9 @@ it; a part that met a full queue, throttling or a lost bind goes back to the que
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -24,7 +22,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from broker.credits import refund_failed
 from broker.long_mode import LongMode
 from broker.notify import publish_events, status_events, status_returning
-from broker.queues import AMQP_ERRORS, SUBMIT_CHUNK, Amqp, loads
+from broker.queue_messages import NotDecodable, SubmitJob, decode
+from broker.queues import SUBMIT_CHUNK, Amqp
 from broker.smpp.connector import (
     Connector,
     ConnectorConfig,
@@ -36,13 +35,15 @@ from broker.smpp.constants import Status
 from broker.smpp.errors import SmppCodecError
 from broker.smpp.receipt import IdFormat, canonical_message_id
 from broker.submit_plan import plan_parts
-from workers.batching import RETRYABLE
+from workers.consumer import TRANSIENT, Consumer
 from workers.forwarder import DeliverForwarder
+from workers.poison import dead_letter_body
 
 log = structlog.get_logger(__name__)
 
 #: Refusals worth another try later rather than a failed message.
 TEMPORARY_STATUSES = frozenset({Status.ESME_RTHROTTLED, Status.ESME_RMSGQFUL})
+#: Pause before messages the carrier could not take yet go back to the queue.
 RETRY_PAUSE = 2.0
 
 _CLAIM = """
@@ -157,68 +158,90 @@ class SubmitWorker:
         self.amqp = amqp
         self.forwarder = forwarder
         self.runtimes: dict[str, ConnectorRuntime] = {}
+        self.consumers: dict[str, Consumer] = {}
         self._refresh_every = refresh_every
         self._refresher: asyncio.Task[None] | None = None
-        self._inflight: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         await self.refresh_connectors()
         self._refresher = asyncio.create_task(self._refresh_loop())
 
     async def stop(self) -> None:
+        """Stop refreshing, let each connector's work in flight finish, then unbind."""
         if self._refresher is not None:
             self._refresher.cancel()
+        await asyncio.gather(*(c.stop() for c in self.consumers.values()))
         for runtime in self.runtimes.values():
             await runtime.connector.close()
 
     async def _refresh_loop(self) -> None:
+        """Survives any transient failure: a connector added later must still be picked up."""
+        failures = 0
         while True:
             await asyncio.sleep(self._refresh_every)
             try:
                 await self.refresh_connectors()
-            except (asyncpg.PostgresError, OSError) as exc:
-                log.warning("connector refresh failed", error=str(exc))
+                failures = 0
+            except TRANSIENT as exc:
+                failures += 1
+                log.warning("connector refresh failed", error=repr(exc), failures=failures)
 
     async def refresh_connectors(self) -> None:
-        """Bind connectors added since the last look and consume their submit queues."""
+        """Bind connectors added since the last look and consume their submit queues.
+
+        A connector counts as started only once its queue is consumed; if that fails it is
+        unbound again, so the next refresh tries it afresh.
+        """
         rows = await self.pool.fetch("SELECT * FROM connectors ORDER BY name")
         for row in rows:
-            if row["name"] in self.runtimes:
+            name = row["name"]
+            if name in self.runtimes:
                 continue
             runtime = ConnectorRuntime.from_row(row, self.forwarder.on_deliver)
-            self.forwarder.id_formats[row["name"]] = row["dlr_id_format"]
-            self.forwarder.scopes[row["name"]] = row["scope"]
-            self.runtimes[row["name"]] = runtime
-            await runtime.connector.start()
-            await self.amqp.consume(
-                self.amqp.names.submit(row["name"]),
-                self._handler(row["name"]),
+            self.forwarder.id_formats[name] = row["dlr_id_format"]
+            self.forwarder.scopes[name] = row["scope"]
+            consumer = Consumer(
+                self.amqp,
+                self.amqp.names.submit(name),
+                self._handler(name),
+                name=f"submit.{name}",
                 prefetch=runtime.prefetch,
             )
-            log.info("connector started", connector=row["name"])
-
-    def _handler(self, name: str) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
-        async def on_message(message: AbstractIncomingMessage) -> None:
+            self.runtimes[name] = runtime
             try:
-                await self.handle(name, message)
-            except RETRYABLE as exc:
-                log.warning("submit batch requeued", connector=name, error=str(exc))
-                await asyncio.sleep(RETRY_PAUSE)
-                with contextlib.suppress(*AMQP_ERRORS):
-                    await message.nack(requeue=True)
+                await runtime.connector.start()
+                await consumer.start()
+            except BaseException:
+                del self.runtimes[name]
+                await runtime.connector.close()
+                raise
+            self.consumers[name] = consumer
+            log.info("connector started", connector=name)
+
+    def _handler(
+        self, name: str
+    ) -> Callable[[list[AbstractIncomingMessage], int], Awaitable[None]]:
+        async def on_message(deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
+            for message in deliveries:
+                await self.handle(name, message, attempt)
 
         return on_message
 
-    async def handle(self, name: str, message: AbstractIncomingMessage) -> None:
+    async def handle(self, name: str, message: AbstractIncomingMessage, attempt: int = 1) -> None:
+        """Submit one SubmitJob's messages; raise (and the consumer retries) if not recorded.
+
+        A retry of the same delivery (attempt > 1) takes back the messages its own earlier
+        attempt left in 'sending'.
+        """
         runtime = self.runtimes[name]
         try:
-            payload = loads(message.body)
-            ids = [UUID(i) for i in payload["ids"]]
-        except (KeyError, ValueError, TypeError) as exc:
-            log.error("malformed submit payload dropped", connector=name, error=str(exc))
-            await message.ack()
+            job = decode(SubmitJob, message.body)
+        except NotDecodable as exc:
+            queue = self.amqp.names.submit(name)
+            await dead_letter_body(self.amqp, queue, message.body, exc.reason, version=exc.version)
             return
-        take_back = bool(message.redelivered or payload.get("retry"))
+        ids = job.ids
+        take_back = bool(message.redelivered or job.retry or attempt > 1)
         async with self.pool.acquire() as conn:
             claimed = await conn.fetch(_CLAIM, ids, take_back)
         outcomes = Outcomes()
@@ -233,11 +256,9 @@ class SubmitWorker:
             )
             await asyncio.sleep(RETRY_PAUSE)
             await self.amqp.publish(
-                self.amqp.names.submit(name),
-                {"ids": [str(i) for i in outcomes.retry], "retry": True},
+                self.amqp.names.submit(name), SubmitJob(ids=outcomes.retry, retry=True)
             )
         await publish_events(self.amqp, status_events(failed_rows))
-        await message.ack()
 
     async def _submit_message(
         self, runtime: ConnectorRuntime, row: asyncpg.Record, out: Outcomes

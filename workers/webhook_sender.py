@@ -17,12 +17,11 @@ from uuid import UUID
 import aiohttp
 import asyncpg
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractIncomingMessage
 
 from broker.config import Settings
-from broker.db import CONNECTION_ERRORS
 from broker.errors import DependencyUnavailable
-from broker.queues import AMQP_ERRORS, Amqp
+from broker.queues import Amqp
 from broker.webhooks import attempts
 from broker.webhooks.attempts import AttemptRow
 from broker.webhooks.delivery import Delivery, Outcome, post
@@ -30,18 +29,13 @@ from broker.webhooks.destinations import connector_options
 from broker.webhooks.payloads import Parsed, PayloadError, Retry, parse_payload, retries_payload
 from broker.webhooks.policy import Verdict, judge, retry_tier
 from broker.webhooks.targets import AccountTargets, TargetCache
+from workers.consumer import Consumer
+from workers.poison import dead_letter_body, dead_letter_rejected
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_PREFETCH = 50
 DEFAULT_CONCURRENCY = 200
-#: Pause before handing back a message we could not finish, so an outage is not a hot loop.
-REQUEUE_PAUSE = 1.0
-_TRANSIENT: tuple[type[BaseException], ...] = (
-    DependencyUnavailable,
-    asyncpg.PostgresError,
-    *CONNECTION_ERRORS,
-)
 
 
 def _host(url: str) -> str | None:
@@ -71,10 +65,14 @@ class WebhookSender:
         self._slots = asyncio.Semaphore(concurrency)
         self._targets = TargetCache(pool, ttl=cache_ttl)
         self._session: aiohttp.ClientSession | None = None
-        self._channel: AbstractChannel | None = None
-        self._queue: AbstractQueue | None = None
-        self._consumer_tag: str | None = None
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._consumer = Consumer(
+            amqp,
+            amqp.names.webhooks,
+            self._handle,
+            name="webhooks",
+            prefetch=prefetch,
+            grace=settings.webhook_timeout + 5,
+        )
 
     async def start(self) -> None:
         await self._amqp.declare_topology(self._settings.webhook_retry_delays)
@@ -86,64 +84,30 @@ class WebhookSender:
             ),
             timeout=aiohttp.ClientTimeout(total=self._settings.webhook_timeout),
         )
-        channel = await self._amqp.consumer_channel(self._prefetch)
-        self._channel = channel
-        self._queue = await self._amqp.queue_on(channel, self._amqp.names.webhooks)
-        self._consumer_tag = await self._queue.consume(self._on_message)
+        await self._consumer.start()
         log.info("webhook sender started", queue=self._amqp.names.webhooks)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking messages, let those in flight finish for ``grace`` seconds, then close."""
-        grace = self._settings.webhook_timeout + 5 if grace is None else grace
-        if self._queue is not None and self._consumer_tag is not None:
-            try:
-                await self._queue.cancel(self._consumer_tag)
-            except AMQP_ERRORS as exc:
-                log.warning("webhook consumer cancel failed", error=str(exc))
-            self._consumer_tag = None
-        await self._drain(grace)
-        if self._channel is not None:
-            try:
-                await self._channel.close()
-            except AMQP_ERRORS as exc:
-                log.warning("webhook channel close failed", error=str(exc))
-            self._channel = None
+        await self._consumer.stop(grace)
         if self._session is not None:
             await self._session.close()
             self._session = None
         log.info("webhook sender stopped")
 
-    async def _drain(self, grace: float) -> None:
-        """Wait for handlers in flight (including any started by deliveries already buffered
-        when the consumer was cancelled); past the grace period, cancel them unacked, so that
-        RabbitMQ redelivers their messages once the channel closes."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        while self._inflight and (remaining := deadline - loop.time()) > 0:
-            await asyncio.wait(set(self._inflight), timeout=remaining)
-        late = set(self._inflight)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+    async def _handle(self, deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
+        for message in deliveries:
+            await self._handle_one(message)
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._inflight.add(task)
-        try:
-            await self._handle(message)
-        finally:
-            if task is not None:
-                self._inflight.discard(task)
-
-    async def _handle(self, message: AbstractIncomingMessage) -> None:
+    async def _handle_one(self, message: AbstractIncomingMessage) -> None:
+        """Deliver one AMQP message's events; raises (the consumer retries) if not durable."""
+        source = self._amqp.names.webhooks
         try:
             parsed = parse_payload(message.body)
         except PayloadError as exc:
-            log.warning(
-                "webhook payload dropped", reason=exc.message, delivery_tag=message.delivery_tag
+            await dead_letter_body(
+                self._amqp, source, message.body, exc.message, version=exc.version
             )
-            await self._settle(message, ack=True)
             return
         if parsed.problems:
             log.warning(
@@ -151,24 +115,9 @@ class WebhookSender:
                 count=len(parsed.problems),
                 reasons=parsed.problems[:5],
             )
-        try:
-            await self.process(parsed)
-        except _TRANSIENT as exc:
-            log.warning("webhook batch handed back for redelivery", error=str(exc))
-            await asyncio.sleep(REQUEUE_PAUSE)
-            await self._settle(message, ack=False)
-            return
-        await self._settle(message, ack=True)
-
-    async def _settle(self, message: AbstractIncomingMessage, *, ack: bool) -> None:
-        try:
-            if ack:
-                await message.ack()
-            else:
-                await message.nack(requeue=True)
-        except AMQP_ERRORS as exc:
-            # The channel is gone; RabbitMQ redelivers the message, which duplicates at worst.
-            log.warning("webhook message not settled", error=str(exc))
+        if parsed.rejected:
+            await dead_letter_rejected(self._amqp, source, parsed.rejected)
+        await self.process(parsed)
 
     async def process(self, parsed: Parsed) -> None:
         """Deliver, record every attempt, publish retries; raises if any of that is not durable."""
@@ -189,7 +138,9 @@ class WebhookSender:
             self._log_attempt(delivery, outcome, verdict)
             if verdict is Verdict.RETRY:
                 retries[retry_tier(delivery.attempt)].append(
-                    Retry(delivery.event, delivery.webhook_id, delivery.url, delivery.attempt + 1)
+                    Retry.to(
+                        delivery.event, delivery.webhook_id, delivery.url, delivery.attempt + 1
+                    )
                 )
         await attempts.record(self._pool, rows)
         await asyncio.gather(*(self._publish_retries(t, rs) for t, rs in retries.items()))

@@ -1,4 +1,5 @@
-"""The envelope of a webhook event on the queue (see the event format notes).
+"""Making webhook events (broker.queue_messages.WebhookEvent) for the queue (see the event format
+notes).
 
 Event ids are derived from a key that names what happened (e.g. a message id and its status), so
 that a redelivered producer emits the same id and receivers can deduplicate on ``webhook-id``.
@@ -12,10 +13,9 @@ from typing import Any, Final
 from uuid import UUID
 
 from broker.errors import InputError
+from broker.queue_messages import EVENT_TYPES, MESSAGE_INBOUND, MESSAGE_STATUS, WebhookEvent
 
-MESSAGE_STATUS: Final = "message.status"
-MESSAGE_INBOUND: Final = "message.inbound"
-EVENT_TYPES: Final[tuple[str, ...]] = (MESSAGE_STATUS, MESSAGE_INBOUND)
+__all__ = ["EVENT_TYPES", "MESSAGE_INBOUND", "MESSAGE_STATUS", "event_id_for", "make_event"]
 
 #: Fixed namespace of the gateway's event ids; changing it would change every id.
 _EVENT_NAMESPACE: Final = UUID("5d0c1c2e-8a4b-5f3e-9b61-2f7a4c9e0d11")
@@ -39,16 +39,17 @@ def make_event(
     event_id: str,
     callback_url: str | None = None,
     timestamp: datetime | None = None,
-) -> dict[str, Any]:
+) -> WebhookEvent:
     if type not in EVENT_TYPES:
         raise InputError(
             f"unknown webhook event type {type!r}", code="INVALID_EVENT_TYPE", field="type"
         )
-    return {
-        "id": event_id,
-        "type": type,
-        "account_id": str(account_id),
-        "timestamp": utc_timestamp(timestamp),
-        "data": data,
-        "callback_url": callback_url,
-    }
+    # Built by the gateway itself from stored rows: no need to validate it again.
+    return WebhookEvent.model_construct(
+        id=event_id,
+        type=type,
+        account_id=account_id if isinstance(account_id, UUID) else UUID(account_id),
+        timestamp=utc_timestamp(timestamp),
+        data=data,
+        callback_url=callback_url,
+    )
