@@ -25,6 +25,19 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     return value
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise InputError(f"{name} must be a number of seconds, got {raw!r}", field=name) from exc
+    if not 0 < value <= hi:
+        raise InputError(f"{name} must be in (0, {hi:g}] seconds, got {raw}", field=name)
+    return value
+
+
 def _delays(env: Mapping[str, str], name: str, default: tuple[float, ...]) -> tuple[float, ...]:
     raw = env.get(name)
     if not raw:
@@ -64,6 +77,10 @@ class Settings:
     receipt_wait: float = 72 * 3600.0
     #: How long an API process trusts a key lookup (revocations take this long to apply).
     auth_cache_seconds: float = 1.0
+    #: A client has this many seconds to send a request's line and headers (then 408).
+    http_header_timeout: float = 10.0
+    #: And this many seconds, from the end of its headers, to send the whole body (then 408).
+    http_body_timeout: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -93,4 +110,8 @@ class Settings:
             in ("1", "true", "yes"),
             receipt_wait=3600.0 * _int(env, "RECEIPT_WAIT_HOURS", 72, 1, 2160),
             auth_cache_seconds=float(_int(env, "AUTH_CACHE_SECONDS", 1, 0, 300)),
+            http_header_timeout=_seconds(
+                env, "HTTP_HEADER_TIMEOUT", cls.http_header_timeout, 300.0
+            ),
+            http_body_timeout=_seconds(env, "HTTP_BODY_TIMEOUT", cls.http_body_timeout, 3600.0),
         )
