@@ -19,13 +19,8 @@ from api.context import CALLER, POOL, Caller
 from api.errors import ApiError
 from broker.db import unavailable_as_error
 from broker.keys import key_hash
-
-_AUTH_QUERY = """
-SELECT k.id, k.account_id, k.rate_limit, k.channels, k.expires_at, k.revoked_at,
-       a.region, a.balance, a.status
-  FROM api_keys k JOIN accounts a ON a.id = k.account_id
- WHERE k.key_hash = $1
-"""
+from broker.status import AccountStatus
+from broker.store import keys as key_store
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/"})
 
@@ -74,7 +69,7 @@ def _caller(row: asyncpg.Record | None) -> Caller | Refusal:
         return 403, "API_KEY_DISABLED", "this API key has been revoked"
     if row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):
         return 403, "API_KEY_DISABLED", "this API key has expired"
-    if row["status"] != "active":
+    if row["status"] != AccountStatus.ACTIVE:
         return 403, "ACCOUNT_SUSPENDED", "this account is suspended"
     return Caller(
         account_id=row["account_id"],
@@ -124,7 +119,7 @@ async def authenticate(request: web.Request, cache: KeyCache) -> Caller:
     answer = cache.get(digest, now)
     if answer is None:
         async with unavailable_as_error():
-            row = await request.app[POOL].fetchrow(_AUTH_QUERY, digest)
+            row = await key_store.owner_by_hash(request.app[POOL], digest)
         answer = _caller(row)
         cache.put(digest, now, answer)
     if isinstance(answer, tuple):

@@ -16,22 +16,9 @@ import asyncpg
 
 from api.errors import ApiError
 from broker.db import unavailable_as_error
+from broker.store import idempotency as idempotency_db
 
 HEADER = "Idempotency-Key"
-
-_CLAIM = """
-INSERT INTO idempotency_keys (account_id, key, request_hash) VALUES ($1, $2, $3)
-ON CONFLICT (account_id, key) DO UPDATE
-   SET request_hash = EXCLUDED.request_hash, status = NULL, response = NULL, created_at = now()
- WHERE idempotency_keys.created_at < now() - interval '24 hours'
-RETURNING true
-"""
-
-_EARLIER = (
-    "SELECT request_hash, status, response FROM idempotency_keys WHERE account_id = $1 AND key = $2"
-)
-_STORE = "UPDATE idempotency_keys SET status = $3, response = $4 WHERE account_id = $1 AND key = $2"
-_RELEASE = "DELETE FROM idempotency_keys WHERE account_id = $1 AND key = $2 AND status IS NULL"
 
 
 def request_hash(body: dict[str, Any]) -> bytes:
@@ -52,27 +39,27 @@ async def claim(
 ) -> tuple[int, Any] | None:
     """None when this request owns the key now; else the earlier answer to replay."""
     async with unavailable_as_error():
-        if await pool.fetchval(_CLAIM, account_id, key, digest):
+        if await idempotency_db.claim(pool, account_id, key, digest):
             return None
-        row = await pool.fetchrow(_EARLIER, account_id, key)
+        row = await idempotency_db.earlier(pool, account_id, key)
     if row is None:  # released between the two statements: the customer may simply retry
         raise ApiError(409, "REQUEST_IN_PROGRESS", f"a request with this {HEADER} is running")
-    if bytes(row["request_hash"]) != digest:
+    if row.request_hash != digest:
         raise ApiError(
             409,
             "IDEMPOTENCY_KEY_REUSED",
             f"this {HEADER} was used with a different request in the last 24 hours",
         )
-    if row["status"] is None:
+    if row.status is None or row.response is None:
         raise ApiError(409, "REQUEST_IN_PROGRESS", f"a request with this {HEADER} is running")
-    return int(row["status"]), json.loads(row["response"])
+    return row.status, json.loads(row.response)
 
 
 async def store(pool: asyncpg.Pool, account_id: UUID, key: str, status: int, answer: Any) -> None:
     async with unavailable_as_error():
-        await pool.execute(_STORE, account_id, key, status, json.dumps(answer))
+        await idempotency_db.store_answer(pool, account_id, key, status, json.dumps(answer))
 
 
 async def release(pool: asyncpg.Pool, account_id: UUID, key: str) -> None:
     async with unavailable_as_error():
-        await pool.execute(_RELEASE, account_id, key)
+        await idempotency_db.release(pool, account_id, key)

@@ -9,6 +9,7 @@ from decimal import Decimal
 import asyncpg
 
 from broker import accounts
+from broker.store import ledger, messages
 
 SIM_CONNECTOR = "sim"
 SIM_SYSTEM_ID, SIM_PASSWORD = "smsbroker", "secret"
@@ -64,22 +65,13 @@ class Books:
 async def read_books(dsn: str, account_id: uuid.UUID) -> Books:
     conn: asyncpg.Connection = await asyncpg.connect(dsn)
     try:
-        row = await conn.fetchrow(
-            "SELECT a.balance,"
-            " (SELECT coalesce(sum(amount), 0) FROM ledger l WHERE l.account_id = a.id) AS total,"
-            " (SELECT count(*) FROM messages m WHERE m.account_id = a.id) AS messages"
-            " FROM accounts a WHERE a.id = $1",
-            account_id,
-        )
-        statuses = await conn.fetch(
-            "SELECT status, count(*) AS n FROM messages WHERE account_id = $1 GROUP BY status",
-            account_id,
-        )
+        books = await ledger.books(conn, account_id)
+        counts = await messages.count_by_status(conn, account_id)
     finally:
         await conn.close()
-    assert row is not None
-    by_status = {r["status"]: r["n"] for r in sorted(statuses, key=lambda r: r["status"])}
-    return Books(row["balance"], row["total"], row["messages"], by_status)
+    assert books is not None, f"the bench account {account_id} is gone"
+    by_status = {str(status): counts[status] for status in sorted(counts)}
+    return Books(books.balance, books.ledger_sum, sum(counts.values()), by_status)
 
 
 async def backend_pids(dsn: str, name: str) -> list[int]:

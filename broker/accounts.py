@@ -1,9 +1,10 @@
-"""Accounts, keys, connectors, routes and numbers: the operator's records, as named queries."""
+"""Accounts, keys, connectors, routes and numbers: the operator's records, checked here and
+written through broker.store (credits only through store.ledger)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -14,6 +15,11 @@ import phonenumbers
 
 from broker import keys
 from broker.errors import Conflict, InputError, NotFound
+from broker.store import accounts as accounts_db
+from broker.store import connectors as connectors_db
+from broker.store import inbound as inbound_db
+from broker.store import keys as keys_db
+from broker.store import ledger
 from broker.webhooks.signing import new_secret
 
 _REGION = re.compile(r"^[A-Z]{2}$")
@@ -50,60 +56,34 @@ async def create_account(
     if not _REGION.match(region) or region not in phonenumbers.SUPPORTED_REGIONS:
         raise InputError(f"unknown region {region!r} (ISO 3166 alpha-2, e.g. GH)", field="region")
     async with conn.transaction():
-        account_id: UUID = await conn.fetchval(
-            "INSERT INTO accounts (name, region, webhook_secret) VALUES ($1, $2, $3) RETURNING id",
-            name,
-            region,
-            new_secret(),
-        )
+        account_id = await accounts_db.insert(conn, name, region, new_secret())
         if credits:
-            await _change_balance(conn, account_id, credits, "topup")
+            await _credit(conn, account_id, credits)
     return account_id
 
 
-async def _change_balance(
-    conn: asyncpg.Connection, account_id: UUID, amount: Decimal, reason: str
-) -> Decimal:
-    balance: Decimal | None = await conn.fetchval(
-        "UPDATE accounts SET balance = balance + $2 WHERE id = $1 AND balance + $2 >= 0"
-        " RETURNING balance",
-        account_id,
-        amount,
-    )
+async def _credit(conn: asyncpg.Connection, account_id: UUID, amount: Decimal) -> Decimal:
+    balance = await ledger.credit(conn, account_id, amount)
     if balance is None:
-        exists = await conn.fetchval("SELECT 1 FROM accounts WHERE id = $1", account_id)
-        if not exists:
+        if not await accounts_db.exists(conn, account_id):
             raise NotFound(f"account {account_id} not found")
         raise Conflict("the balance cannot go below zero", code="INSUFFICIENT_CREDITS")
-    await conn.execute(
-        "INSERT INTO ledger (account_id, amount, reason) VALUES ($1, $2, $3)",
-        account_id,
-        amount,
-        reason,
-    )
     return balance
 
 
 async def credit_account(conn: asyncpg.Connection, account_id: UUID, amount: Decimal) -> Decimal:
+    """A top-up (or, negative, an adjustment) through the ledger; the new balance."""
     if amount == 0:
         raise InputError("amount must not be zero", field="amount")
-    async with conn.transaction():
-        return await _change_balance(
-            conn, account_id, amount, "topup" if amount > 0 else "adjustment"
-        )
+    return await _credit(conn, account_id, amount)
 
 
 async def account_books(conn: asyncpg.Connection, account_id: UUID) -> dict[str, Any]:
     """The account with its balance and the sum of its ledger, which must be equal."""
-    row = await conn.fetchrow(
-        "SELECT a.id, a.name, a.region, a.status, a.balance,"
-        " (SELECT coalesce(sum(amount), 0) FROM ledger l WHERE l.account_id = a.id) AS ledger_sum"
-        " FROM accounts a WHERE a.id = $1",
-        account_id,
-    )
-    if row is None:
+    books = await ledger.books(conn, account_id)
+    if books is None:
         raise NotFound(f"account {account_id} not found")
-    return {**dict(row), "balanced": row["balance"] == row["ledger_sum"]}
+    return {**asdict(books), "balanced": books.balanced}
 
 
 @dataclass(frozen=True)
@@ -132,53 +112,46 @@ async def create_key(
         raise InputError("channels must be a subset of sms,whatsapp", field="channels")
     if len(name) > 100:
         raise InputError("key name must be at most 100 characters", field="name")
-    if not await conn.fetchval("SELECT 1 FROM accounts WHERE id = $1", account_id):
+    if not await accounts_db.exists(conn, account_id):
         raise NotFound(f"account {account_id} not found")
     secret = keys.new_key()
     expires_at = (
         datetime.now(UTC) + timedelta(days=expires_days) if expires_days is not None else None
     )
-    key_id: UUID = await conn.fetchval(
-        "INSERT INTO api_keys (account_id, name, prefix, key_hash, rate_limit, channels,"
-        " expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    key_id = await keys_db.insert(
+        conn,
         account_id,
-        name,
-        keys.display_prefix(secret),
-        keys.key_hash(secret),
-        rate_limit,
-        list(dict.fromkeys(channels)),
-        expires_at,
+        name=name,
+        prefix=keys.display_prefix(secret),
+        key_hash=keys.key_hash(secret),
+        rate_limit=rate_limit,
+        channels=list(dict.fromkeys(channels)),
+        expires_at=expires_at,
     )
     return CreatedKey(key_id, secret, keys.display_prefix(secret), expires_at)
 
 
-CONNECTOR_FIELDS = (
-    "name",
-    "host",
-    "port",
-    "system_id",
-    "password",
-    "system_type",
-    "binds",
-    "window_size",
-    "tps",
-    "bind_mode",
-    "dlr_id_format",
-    "long_mode",
-    "gsm7_packed",
-)
+#: The settings an operator may give a connector (the connectors columns).
+CONNECTOR_FIELDS = connectors_db.CONNECTOR_COLUMNS
+
+
+def connector_spec(values: dict[str, Any]) -> connectors_db.ConnectorSpec:
+    """A connector from operator settings: unknown ones are refused, missing ones default."""
+    unknown = sorted(set(values) - set(CONNECTOR_FIELDS))
+    if unknown:
+        raise InputError(f"unknown connector setting(s): {', '.join(unknown)}")
+    missing = [f for f in ("name", "host", "port", "system_id", "password") if f not in values]
+    if missing:
+        raise InputError(f"a connector needs {', '.join(missing)}")
+    return connectors_db.ConnectorSpec(**values)
 
 
 async def add_connector(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
-    cols = [c for c in CONNECTOR_FIELDS if c in values]
+    spec = connector_spec(values)
     try:
-        await conn.execute(
-            f"INSERT INTO connectors ({', '.join(cols)})"  # noqa: S608 -- fixed column names
-            f" VALUES ({', '.join(f'${i + 1}' for i in range(len(cols)))})",
-            *[values[c] for c in cols],
-        )
+        await connectors_db.insert(conn, spec)
     except asyncpg.UniqueViolationError as exc:
-        raise Conflict(f"connector {values['name']!r} exists already") from exc
+        raise Conflict(f"connector {spec.name!r} exists already") from exc
     except asyncpg.CheckViolationError as exc:
         raise InputError(f"invalid connector setting: {exc.constraint_name}") from exc
 
@@ -187,31 +160,18 @@ async def add_route(conn: asyncpg.Connection, prefix: str, connector: str, price
     prefix = prefix.lstrip("+")
     if not re.fullmatch(r"[0-9]{0,15}", prefix):
         raise InputError("prefix must be up to 15 digits (empty: default route)", field="prefix")
-    if not await conn.fetchval("SELECT 1 FROM connectors WHERE name = $1", connector):
+    if not await connectors_db.exists(conn, connector):
         raise NotFound(f"connector {connector!r} not found")
-    route_id: int = await conn.fetchval(
-        "INSERT INTO routes (prefix, connector, price) VALUES ($1, $2, $3)"
-        " ON CONFLICT (prefix) DO UPDATE SET connector = EXCLUDED.connector,"
-        " price = EXCLUDED.price RETURNING id",
-        prefix,
-        connector,
-        price,
-    )
-    return route_id
+    return await connectors_db.put_route(conn, prefix, connector, price)
 
 
 async def add_number(conn: asyncpg.Connection, account_id: UUID, number: str, keyword: str) -> None:
     number = number.strip()
     if not re.fullmatch(r"\+?[0-9]{3,15}", number):
         raise InputError("number must be 3–15 digits, optionally with a leading +", field="number")
-    if not await conn.fetchval("SELECT 1 FROM accounts WHERE id = $1", account_id):
+    if not await accounts_db.exists(conn, account_id):
         raise NotFound(f"account {account_id} not found")
     try:
-        await conn.execute(
-            "INSERT INTO numbers (number, keyword, account_id) VALUES ($1, $2, $3)",
-            number.lstrip("+"),
-            keyword.strip().upper(),
-            account_id,
-        )
+        await inbound_db.add_number(conn, number.lstrip("+"), keyword.strip().upper(), account_id)
     except asyncpg.UniqueViolationError as exc:
         raise Conflict(f"number {number} with keyword {keyword!r} is taken") from exc

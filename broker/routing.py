@@ -9,6 +9,7 @@ from decimal import Decimal
 import asyncpg
 
 from broker.long_mode import LongMode
+from broker.store import connectors
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,18 +48,9 @@ class RouteTable:
     async def refresh(self, pool: asyncpg.Pool, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._loaded_at < self._ttl:
             return
-        rows = await pool.fetch(
-            "SELECT r.prefix, r.connector, r.price, c.long_mode, c.gsm7_packed"
-            "  FROM routes r JOIN connectors c ON c.name = r.connector"
-        )
         self.replace(
             [
-                Route(
-                    r["prefix"],
-                    r["connector"],
-                    r["price"],
-                    LongMode(r["long_mode"], r["gsm7_packed"]),
-                )
-                for r in rows
+                Route(r.prefix, r.connector, r.price, LongMode(r.long_mode, r.gsm7_packed))
+                for r in await connectors.routes(pool)
             ]
         )

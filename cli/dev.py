@@ -13,6 +13,8 @@ from broker import accounts
 from broker.config import Settings
 from broker.db_admin import ensure_database
 from broker.migrate import migrate
+from broker.store import accounts as accounts_db
+from broker.store import connectors
 from smsc_sim import SimConfig, SmscSimulator
 from workers.runner import WorkerSet
 
@@ -26,23 +28,20 @@ async def provision(dsn: str, smsc_port: int, credits: Decimal) -> tuple[str, st
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():
-            await conn.execute(
-                "INSERT INTO connectors (name, host, port, system_id, password, binds, window_size)"
-                " VALUES ($1, '127.0.0.1', $2, $3, $4, 2, 100)"
-                " ON CONFLICT (name) DO UPDATE SET port = EXCLUDED.port",
-                SIM_CONNECTOR,
-                smsc_port,
-                SIM_SYSTEM_ID,
-                SIM_PASSWORD,
+            await connectors.insert_or_repoint(
+                conn,
+                connectors.ConnectorSpec(
+                    name=SIM_CONNECTOR,
+                    host="127.0.0.1",
+                    port=smsc_port,
+                    system_id=SIM_SYSTEM_ID,
+                    password=SIM_PASSWORD,
+                    binds=2,
+                    window_size=100,
+                ),
             )
-            await conn.execute(
-                "INSERT INTO routes (prefix, connector, price) VALUES ('', $1, 1)"
-                " ON CONFLICT (prefix) DO NOTHING",
-                SIM_CONNECTOR,
-            )
-        account_id = await conn.fetchval(
-            "SELECT id FROM accounts WHERE name = $1 ORDER BY created_at LIMIT 1", DEMO_NAME
-        )
+            await connectors.add_route_if_absent(conn, "", SIM_CONNECTOR, Decimal(1))
+        account_id = await accounts_db.first_named(conn, DEMO_NAME)
         if account_id is None:
             account_id = await accounts.create_account(conn, DEMO_NAME, credits, "US")
         key = await accounts.create_key(conn, account_id, name="dev", rate_limit=100_000)

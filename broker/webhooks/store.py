@@ -1,4 +1,4 @@
-"""Webhook endpoints and their delivery log in PostgreSQL, always scoped to one account."""
+"""Webhook endpoints and their delivery log, always scoped to one account (SQL: store.webhooks)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ import asyncpg
 
 from broker.errors import Conflict
 from broker.resources import iso
+from broker.store import webhooks as webhooks_db
 from broker.webhooks.endpoints import EndpointSpec
 from broker.webhooks.signing import new_secret
 
 MAX_ENDPOINTS = 20
-#: Class id of the advisory lock that serialises endpoint creation per account.
-_LOCK_CLASS = 0x5748  # "WH"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,62 +38,34 @@ class Webhook:
         return doc
 
 
-def _webhook(row: asyncpg.Record) -> Webhook:
-    return Webhook(row["id"], row["url"], tuple(row["events"]), row["secret"], row["created_at"])
+def _webhook(row: webhooks_db.EndpointRow) -> Webhook:
+    return Webhook(row.id, row.url, row.events, row.secret, row.created_at)
 
 
 async def create(pool: asyncpg.Pool, account_id: UUID, spec: EndpointSpec) -> Webhook:
     """Insert an endpoint with a fresh secret; Conflict once the account has MAX_ENDPOINTS."""
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2::text))", _LOCK_CLASS, str(account_id)
-        )
-        count = await conn.fetchval(
-            "SELECT count(*) FROM webhooks WHERE account_id = $1", account_id
-        )
-        if count >= MAX_ENDPOINTS:
+        await webhooks_db.lock_account(conn, account_id)
+        if await webhooks_db.count(conn, account_id) >= MAX_ENDPOINTS:
             raise Conflict(
                 f"an account can have at most {MAX_ENDPOINTS} webhooks; delete one first",
                 code="WEBHOOK_LIMIT",
             )
-        row = await conn.fetchrow(
-            "INSERT INTO webhooks (account_id, url, events, secret) VALUES ($1, $2, $3, $4)"
-            " RETURNING id, url, events, secret, created_at",
-            account_id,
-            spec.url,
-            list(spec.events),
-            new_secret(),
-        )
-    assert row is not None
+        row = await webhooks_db.insert(conn, account_id, spec.url, spec.events, new_secret())
     return _webhook(row)
 
 
 async def list_for(pool: asyncpg.Pool, account_id: UUID) -> list[Webhook]:
-    rows = await pool.fetch(
-        "SELECT id, url, events, secret, created_at FROM webhooks"
-        " WHERE account_id = $1 ORDER BY created_at, id",
-        account_id,
-    )
-    return [_webhook(r) for r in rows]
+    return [_webhook(r) for r in await webhooks_db.list_for(pool, account_id)]
 
 
 async def get(pool: asyncpg.Pool, account_id: UUID, webhook_id: UUID) -> Webhook | None:
-    row = await pool.fetchrow(
-        "SELECT id, url, events, secret, created_at FROM webhooks"
-        " WHERE account_id = $1 AND id = $2",
-        account_id,
-        webhook_id,
-    )
+    row = await webhooks_db.get(pool, account_id, webhook_id)
     return None if row is None else _webhook(row)
 
 
 async def delete(pool: asyncpg.Pool, account_id: UUID, webhook_id: UUID) -> bool:
-    deleted = await pool.fetchval(
-        "DELETE FROM webhooks WHERE account_id = $1 AND id = $2 RETURNING id",
-        account_id,
-        webhook_id,
-    )
-    return deleted is not None
+    return await webhooks_db.delete(pool, account_id, webhook_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +78,8 @@ async def attempts(
     pool: asyncpg.Pool, account_id: UUID, webhook_id: UUID, *, limit: int, before: int | None
 ) -> AttemptPage:
     """Newest first; ``before`` is the id of the last attempt of the previous page."""
-    rows = await pool.fetch(
-        "SELECT id, event_id, event_type, url, attempt, status_code, error, duration_ms, final,"
-        " created_at FROM webhook_attempts"
-        " WHERE account_id = $1 AND webhook_id = $2 AND ($3::bigint IS NULL OR id < $3)"
-        " ORDER BY id DESC LIMIT $4",
-        account_id,
-        webhook_id,
-        before,
-        limit + 1,
+    rows = await webhooks_db.attempts_page(
+        pool, account_id, webhook_id, limit=limit + 1, before=before
     )
     page = [_attempt(r) for r in rows[:limit]]
     next_before = rows[limit - 1]["id"] if len(rows) > limit else None

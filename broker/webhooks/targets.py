@@ -13,6 +13,8 @@ from uuid import UUID
 
 import asyncpg
 
+from broker.store import webhooks as webhooks_db
+
 DEFAULT_TTL = 2.0
 _PRUNE_ABOVE = 10_000
 
@@ -40,14 +42,6 @@ class AccountTargets:
 
 
 NO_TARGETS = AccountTargets((), None)
-
-_QUERY = """
-SELECT a.id AS account_id, a.webhook_secret, w.id AS webhook_id, w.url, w.events, w.secret
-FROM accounts a
-LEFT JOIN webhooks w ON w.account_id = a.id
-WHERE a.id = ANY($1::uuid[])
-ORDER BY a.id, w.created_at, w.id
-"""
 
 
 class TargetCache:
@@ -84,17 +78,13 @@ class TargetCache:
         return found
 
     async def _load(self, account_ids: list[UUID]) -> dict[UUID, AccountTargets]:
-        rows = await self._pool.fetch(_QUERY, account_ids)
         secrets: dict[UUID, str] = {}
         endpoints: dict[UUID, list[Endpoint]] = {}
-        for row in rows:
-            account_id = row["account_id"]
-            secrets[account_id] = row["webhook_secret"]
-            bucket = endpoints.setdefault(account_id, [])
-            if row["webhook_id"] is not None:
-                bucket.append(
-                    Endpoint(row["webhook_id"], row["url"], frozenset(row["events"]), row["secret"])
-                )
+        for row in await webhooks_db.targets(self._pool, account_ids):
+            secrets[row.account_id] = row.webhook_secret
+            bucket = endpoints.setdefault(row.account_id, [])
+            if row.webhook_id is not None and row.url is not None and row.secret is not None:
+                bucket.append(Endpoint(row.webhook_id, row.url, frozenset(row.events), row.secret))
         return {a: AccountTargets(tuple(endpoints[a]), secrets[a]) for a in secrets}
 
     def _prune(self, now: float) -> None:

@@ -1,0 +1,104 @@
+"""The ledger: every credit movement (top-up, adjustment, charge, refund) is written here.
+
+Each function moves a balance and writes its ledger row in one statement, so balance = sum of
+the ledger holds after every statement, not only after a transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from uuid import UUID
+
+import asyncpg
+
+from broker.store import Db
+
+
+class LedgerReason(StrEnum):
+    """ledger.reason (the schema's check constraint): why a balance moved."""
+
+    TOPUP = "topup"
+    CHARGE = "charge"
+    REFUND = "refund"
+    ADJUSTMENT = "adjustment"
+
+
+#: An operator's top-up (positive) or adjustment (negative); no row when the balance would go
+#: below zero or the account does not exist.
+CREDIT = """
+WITH moved AS (
+    UPDATE accounts SET balance = balance + $2
+     WHERE id = $1 AND balance + $2 >= 0
+    RETURNING id, balance
+), entry AS (
+    INSERT INTO ledger (account_id, amount, reason) SELECT id, $2, $3 FROM moved
+)
+SELECT balance FROM moved
+"""
+
+# The ledger's unique index on (message_id) for refunds makes this safe to run twice: only
+# refunds actually written move a balance.
+REFUND_FAILED = """
+WITH r AS (
+    INSERT INTO ledger (account_id, amount, reason, message_id)
+    SELECT account_id, cost, 'refund', id FROM messages
+     WHERE id = ANY($1::uuid[]) AND cost > 0 AND status = 'failed'
+    ON CONFLICT (message_id) WHERE reason = 'refund' DO NOTHING
+    RETURNING account_id, amount
+)
+UPDATE accounts a SET balance = a.balance + s.total
+  FROM (SELECT account_id, sum(amount) AS total FROM r GROUP BY account_id) s
+ WHERE a.id = s.account_id
+"""
+
+BOOKS = """
+SELECT a.id, a.name, a.region, a.status, a.balance,
+       (SELECT coalesce(sum(amount), 0) FROM ledger l WHERE l.account_id = a.id) AS ledger_sum
+  FROM accounts a
+ WHERE a.id = $1
+"""
+
+
+async def credit(conn: asyncpg.Connection, account_id: UUID, amount: Decimal) -> Decimal | None:
+    """Add ``amount`` (a top-up; negative: an adjustment) and return the new balance.
+
+    None when nothing moved: the account does not exist or its balance would go below zero.
+    """
+    if amount == 0:
+        raise ValueError("a ledger movement cannot be zero")
+    reason = LedgerReason.TOPUP if amount > 0 else LedgerReason.ADJUSTMENT
+    balance: Decimal | None = await conn.fetchval(CREDIT, account_id, amount, reason)
+    return balance
+
+
+async def refund_failed(db: Db, message_ids: list[UUID]) -> None:
+    """Give a failed message's cost back, once however often this runs for it."""
+    if message_ids:
+        await db.execute(REFUND_FAILED, message_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Books:
+    """An account's balance beside the sum of its ledger: they must always be equal."""
+
+    id: UUID
+    name: str
+    region: str
+    status: str
+    balance: Decimal
+    ledger_sum: Decimal
+
+    @property
+    def balanced(self) -> bool:
+        return self.balance == self.ledger_sum
+
+
+async def books(db: Db, account_id: UUID) -> Books | None:
+    row = await db.fetchrow(BOOKS, account_id)
+    if row is None:
+        return None
+    return Books(
+        row["id"], row["name"], row["region"], row["status"], row["balance"], row["ledger_sum"]
+    )
