@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from broker.receipts import ReceiptUpdate, apply_receipts, match_pending, settle_unreceipted
+from broker.status import MessageStatus
 
 
 @pytest.fixture
@@ -83,9 +84,9 @@ async def test_multipart_delivered_only_when_every_part_is(
 ) -> None:
     mid = await sent_message(conn, connector, ["a1", "a2"])
     assert await apply_receipts(conn, [ReceiptUpdate(scope, "a1", "DELIVRD", None)]) == []
-    assert await status(conn, mid) == "sent"
+    assert await status(conn, mid) == MessageStatus.SENT
     [row] = await apply_receipts(conn, [ReceiptUpdate(scope, "a2", "DELIVRD", None)])
-    assert row["id"] == mid and row["status"] == "delivered"
+    assert row["id"] == mid and row["status"] == MessageStatus.DELIVERED
 
 
 async def test_one_undelivered_part_settles_the_message(
@@ -93,10 +94,10 @@ async def test_one_undelivered_part_settles_the_message(
 ) -> None:
     mid = await sent_message(conn, connector, ["b1", "b2"])
     [row] = await apply_receipts(conn, [ReceiptUpdate(scope, "b2", "EXPIRED", "027")])
-    assert row["status"] == "undelivered" and row["error_code"] == "EXPIRED"
+    assert row["status"] == MessageStatus.UNDELIVERED and row["error_code"] == "EXPIRED"
     # A later DELIVRD for the other part changes the part, never the settled message.
     assert await apply_receipts(conn, [ReceiptUpdate(scope, "b1", "DELIVRD", None)]) == []
-    assert await status(conn, mid) == "undelivered"
+    assert await status(conn, mid) == MessageStatus.UNDELIVERED
 
 
 async def test_intermediate_states_change_nothing(
@@ -105,7 +106,7 @@ async def test_intermediate_states_change_nothing(
     mid = await sent_message(conn, connector, ["c1"])
     updates = [ReceiptUpdate(scope, "c1", s, None) for s in ("ACCEPTD", "ENROUTE")]
     assert await apply_receipts(conn, updates) == []
-    assert await status(conn, mid) == "sent"
+    assert await status(conn, mid) == MessageStatus.SENT
     assert await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope) == 0
 
 
@@ -120,7 +121,7 @@ async def test_early_receipt_is_parked_then_matched(
     await add_part(conn, mid, 2, connector, "d2")
     assert await match_pending(conn) == []  # part 1 still awaits its receipt
     [row] = await apply_receipts(conn, [ReceiptUpdate(scope, "d1", "DELIVRD", None)])
-    assert row["status"] == "delivered"
+    assert row["status"] == MessageStatus.DELIVERED
     assert await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope) == 0
 
 
@@ -135,7 +136,7 @@ async def test_receipt_not_applied_is_always_parked(
     assert await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope) == 1
     assert await match_pending(conn) == []
     assert await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope) == 0
-    assert await status(conn, mid) == "delivered"
+    assert await status(conn, mid) == MessageStatus.DELIVERED
 
 
 async def test_final_state_is_never_overwritten_by_the_schema(
@@ -156,12 +157,12 @@ async def test_message_without_receipt_is_settled_after_the_wait(
     await conn.execute("UPDATE messages SET sent_at = now() WHERE id = $1", recent)
     rows = await settle_unreceipted(conn, timedelta(hours=72))
     assert [(r["id"], r["status"], r["error_code"]) for r in rows] == [
-        (old, "undelivered", "NO_RECEIPT")
+        (old, MessageStatus.UNDELIVERED, "NO_RECEIPT")
     ]
-    assert await status(conn, recent) == "sent"
+    assert await status(conn, recent) == MessageStatus.SENT
     # A receipt arriving later changes the part, never the settled message.
     assert await apply_receipts(conn, [ReceiptUpdate(scope, "g1", "DELIVRD", None)]) == []
-    assert await status(conn, old) == "undelivered"
+    assert await status(conn, old) == MessageStatus.UNDELIVERED
 
 
 async def test_receipt_on_a_sibling_connector_of_the_same_carrier_account(
@@ -185,6 +186,6 @@ async def test_receipt_on_a_sibling_connector_of_the_same_carrier_account(
     assert (
         await apply_receipts(conn, [ReceiptUpdate("h:1/someone-else", "h1", "DELIVRD", None)]) == []
     )
-    assert await status(conn, mid) == "sent"
+    assert await status(conn, mid) == MessageStatus.SENT
     [row] = await apply_receipts(conn, [ReceiptUpdate(scope, "h1", "DELIVRD", None)])
-    assert row["id"] == mid and row["status"] == "delivered"
+    assert row["id"] == mid and row["status"] == MessageStatus.DELIVERED
