@@ -1,0 +1,156 @@
+"""The one consumer loop on a real RabbitMQ: backoff, bounded retries, dead letters, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+
+from broker.config import Settings
+from broker.errors import DependencyUnavailable
+from broker.queues import Amqp, QueueNames
+from workers.consumer import Backoff, Consumer, RetryPolicy
+
+FAST = RetryPolicy(Backoff(first=0.05, factor=2.0, cap=0.2), unexpected_attempts=3)
+
+
+@pytest.fixture
+async def amqp(settings: Settings) -> AsyncIterator[Amqp]:
+    client = Amqp(settings.amqp_url, QueueNames(f"tcl{uuid.uuid4().hex[:6]}"))
+    await client.connect()
+    await client.declare_topology(())
+    yield client
+    await client.close()
+
+
+async def depth(amqp: Amqp, queue: str) -> int:
+    channel = await amqp.connection.channel()
+    try:
+        declared = await channel.declare_queue(queue, passive=True)
+        count = declared.declaration_result.message_count
+        return int(count or 0)
+    finally:
+        await channel.close()
+
+
+async def take_dead(amqp: Amqp) -> dict[str, object]:
+    channel = await amqp.connection.channel()
+    try:
+        queue = await channel.get_queue(amqp.names.dead, ensure=False)
+        async with asyncio.timeout(10):
+            while (message := await queue.get(fail=False)) is None:
+                await asyncio.sleep(0.05)
+        await message.ack()
+        found: dict[str, object] = json.loads(message.body)
+        return found
+    finally:
+        await channel.close()
+
+
+async def test_unexpected_error_backs_off_then_is_dead_lettered_with_its_ids(amqp: Amqp) -> None:
+    """Before: an unexpected error requeued the batch at once, for ever (a hot loop)."""
+    calls: list[float] = []
+
+    async def broken(deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
+        calls.append(time.monotonic())
+        raise ValueError("a bug")
+
+    consumer = Consumer(amqp, amqp.names.ingest, broken, name="t", prefetch=10, policy=FAST)
+    await consumer.start()
+    account, message = str(uuid.uuid4()), str(uuid.uuid4())
+    await amqp.publish(
+        amqp.names.ingest, {"requests": [{"account_id": account, "recipients": [[message, "+1"]]}]}
+    )
+    dead = await take_dead(amqp)
+    await consumer.stop(1)
+    assert len(calls) == 3
+    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    assert gaps[0] >= 0.045 and gaps[1] >= 0.095  # 0.05 s, then doubled
+    assert dead["source"] == amqp.names.ingest and "a bug" in str(dead["error"])
+    assert await depth(amqp, amqp.names.ingest) == 0
+
+
+async def test_transient_error_is_retried_until_it_passes_never_dead_lettered(
+    amqp: Amqp,
+) -> None:
+    attempts: list[int] = []
+
+    async def flaky(deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
+        attempts.append(attempt)
+        if attempt <= 5:  # more than FAST.unexpected_attempts: transient is never given up
+            raise DependencyUnavailable("database away")
+
+    consumer = Consumer(amqp, amqp.names.events, flaky, name="t", prefetch=10, policy=FAST)
+    await consumer.start()
+    await amqp.publish(amqp.names.events, {"events": []})
+    async with asyncio.timeout(10):
+        while len(attempts) < 6:
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    await consumer.stop(1)
+    assert attempts == [1, 2, 3, 4, 5, 6]
+    assert await depth(amqp, amqp.names.events) == 0
+    assert await depth(amqp, amqp.names.dead) == 0
+
+
+async def test_stop_finishes_work_in_flight_and_leaves_the_rest_queued(amqp: Amqp) -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+    done: list[bytes] = []
+
+    async def slow(deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
+        started.set()
+        await release.wait()
+        done.extend(d.body for d in deliveries)
+
+    consumer = Consumer(amqp, amqp.names.webhooks, slow, name="t", prefetch=1, policy=FAST)
+    await consumer.start()
+    await amqp.publish(amqp.names.webhooks, {"n": 1})
+    await asyncio.wait_for(started.wait(), 10)
+    await amqp.publish(amqp.names.webhooks, {"n": 2})
+    stopping = asyncio.create_task(consumer.stop(5))
+    await asyncio.sleep(0.2)
+    assert not stopping.done()  # waits for the delivery in flight
+    release.set()
+    await stopping
+    assert [json.loads(b) for b in done] == [{"n": 1}]
+    assert await depth(amqp, amqp.names.webhooks) == 1  # the other one is still there
+
+
+async def test_transient_retry_is_handed_back_on_stop(amqp: Amqp) -> None:
+    """Work waiting out an outage is not held for the grace period: it goes back at once."""
+
+    async def down(deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
+        raise DependencyUnavailable("away")
+
+    policy = RetryPolicy(Backoff(first=30.0), unexpected_attempts=3)
+    consumer = Consumer(amqp, amqp.names.ingest, down, name="t", prefetch=1, policy=policy)
+    await consumer.start()
+    await amqp.publish(amqp.names.ingest, {"requests": []})
+    await asyncio.sleep(0.3)
+    began = time.monotonic()
+    await consumer.stop(20)
+    assert time.monotonic() - began < 5
+    assert await depth(amqp, amqp.names.ingest) == 1
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    backoff = Backoff()
+    assert [backoff.delay(n) for n in (1, 2, 3, 7, 8, 50)] == [0.5, 1.0, 2.0, 30.0, 30.0, 30.0]
+
+
+async def test_unknown_version_is_dead_lettered_naming_it(amqp: Amqp) -> None:
+    from workers.poison import dead_letter_body
+
+    await dead_letter_body(amqp, "ingest", b'{"v":9,"requests":[]}', "unknown version 9", version=9)
+    dead = await take_dead(amqp)
+    assert dead == {
+        "source": "ingest",
+        "error": "unknown version 9",
+        "item": {"v": 9, "requests": []},
+    }
