@@ -17,8 +17,9 @@ tests/smsc_node/node_modules: tests/smsc_node/package-lock.json
 
 install: $(STAMP) tests/smsc_node/node_modules
 
+# Options pass through: make dev ARGS="--port 8081 --smsc-port 2776 --credits 500"
 dev: $(STAMP)
-	$(VENV)/bin/smsbroker dev
+	$(VENV)/bin/smsbroker dev $(ARGS)
 
 test: install
 	$(VENV)/bin/pytest -q

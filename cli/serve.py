@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -13,6 +12,7 @@ import structlog
 from broker.config import Settings
 from broker.errors import BrokerError
 from broker.loop import loop_factory
+from cli.common import fail
 
 log = structlog.get_logger(__name__)
 
@@ -67,20 +67,23 @@ def run_until_signal(start: Callable[[], Awaitable[Callable[[], Awaitable[None]]
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(main())
     except BrokerError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 3
+        # One line on stderr (a port in use, a service down, a bad setting), never a traceback.
+        return fail(exc, as_json=False)
     return 0
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    host = args.host or settings.api_host
-    port = settings.api_port if args.port is None else args.port
-
     async def start() -> Callable[[], Awaitable[None]]:
         from api.server import start_api
+        from cli.dev_checks import Listener, port_error
 
-        runner = await start_api(settings, host, port)
+        settings = Settings.from_env()
+        host = args.host or settings.api_host
+        port = settings.api_port if args.port is None else args.port
+        try:
+            runner = await start_api(settings, host, port)
+        except OSError as exc:
+            raise port_error(Listener("API", host, port, "--port"), exc) from exc
         return runner.cleanup
 
     return run_until_signal(start)
@@ -89,10 +92,8 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from workers.runner import ROLES, WorkerSet
 
-    settings = Settings.from_env()
-    workers = WorkerSet(settings, tuple(args.role or ROLES))
-
     async def start() -> Callable[[], Awaitable[None]]:
+        workers = WorkerSet(Settings.from_env(), tuple(args.role or ROLES))
         await workers.start()
         return workers.stop
 
@@ -102,9 +103,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     from cli.dev import start_dev
 
-    settings = Settings.from_env()
-
     async def start() -> Callable[[], Awaitable[None]]:
-        return await start_dev(settings, args.port, args.smsc_port, args.credits)
+        return await start_dev(Settings.from_env(), args.port, args.smsc_port, args.credits)
 
     return run_until_signal(start)
