@@ -281,9 +281,13 @@ def decode(model: type[ItemT], body: bytes) -> ItemT:
     return found
 
 
-def unpack(envelope: type[BaseModel], key: str, item: type[ItemT], body: bytes) -> Unpacked[ItemT]:
+def unpack(
+    envelope: type[BaseModel], key: str, item: type[ItemT], body: bytes, *, bare: bool = False
+) -> Unpacked[ItemT]:
     """The items of a packed AMQP message: one validation on the hot path; item by item only
     if that fails, so each bad item is rejected alone. NotDecodable if the envelope is unusable.
+    With ``bare``, an object without ``key`` is taken as one unpacked item (as published by
+    hand, or by a producer that does not pack).
     """
     try:
         return Unpacked(list(getattr(envelope.model_validate_json(body), key)))
@@ -295,7 +299,7 @@ def unpack(envelope: type[BaseModel], key: str, item: type[ItemT], body: bytes) 
     version = doc.get("v", VERSION)
     if version != VERSION:
         raise NotDecodable(f"unknown version {version!r}", version)
-    raws = doc.get(key)
+    raws = [doc] if bare and key not in doc else doc.get(key)
     if not isinstance(raws, list):
         raise NotDecodable(f"{key} is not a list")
     out: Unpacked[ItemT] = Unpacked()

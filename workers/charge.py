@@ -203,7 +203,7 @@ class ChargeWorker:
         messages: dict[UUID, NewMessage] = {}
         for delivery in deliveries:
             try:
-                found = unpack(IngestBatch, "requests", IngestRequest, delivery.body)
+                found = unpack(IngestBatch, "requests", IngestRequest, delivery.body, bare=True)
             except NotDecodable as exc:
                 await dead_letter_body(
                     self.amqp, "ingest", delivery.body, exc.reason, version=exc.version
