@@ -36,6 +36,7 @@ from broker.accounts import parse_uuid
 from broker.db import unavailable_as_error
 from broker.errors import BrokerError, InputError, InsufficientCredits, NotFound
 from broker.long_mode import LongMode, segment
+from broker.queue_messages import IngestRequest
 from broker.resources import MESSAGE_COLUMNS, iso, message_resource, number, part_resource
 from broker.routing import RouteTable
 from broker.segmentation import Encoding
@@ -136,20 +137,17 @@ async def send_messages(request: web.Request) -> SendAccepted | web.Response:
 
 def _ingest_request(
     who: Caller, send: SendRequest, batch_id: uuid.UUID | None, messages: list[AcceptedMessage]
-) -> dict[str, Any]:
-    return {
-        "account_id": str(who.account_id),
-        "batch_id": str(batch_id) if batch_id else None,
-        "body": send.body,
-        "sender": send.sender,
-        "client_ref": send.client_ref,
-        "callback_url": send.callback_url,
-        "accepted_at": datetime.now(UTC).isoformat(),
-        "recipients": [[str(m.id), m.to] for m in messages],
-        # Read by charge workers of the previous version while a deploy rolls out.
-        "encoding": messages[0].encoding,
-        "segments": messages[0].segments,
-    }
+) -> IngestRequest:
+    return IngestRequest(
+        account_id=who.account_id,
+        batch_id=batch_id,
+        body=send.body,
+        sender=send.sender,
+        client_ref=send.client_ref,
+        callback_url=send.callback_url,
+        accepted_at=datetime.now(UTC),
+        recipients=[(m.id, m.to) for m in messages],
+    )
 
 
 @endpoints.get(
