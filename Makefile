@@ -15,7 +15,15 @@ tests/smsc_node/node_modules: tests/smsc_node/package-lock.json
 	cd tests/smsc_node && npm ci --no-audit --no-fund --silent
 	touch tests/smsc_node/node_modules
 
-install: $(STAMP) tests/smsc_node/node_modules
+# The docs page test opens /docs in headless Chromium: Debian's package, installed when missing.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+
+install: $(STAMP) tests/smsc_node/node_modules $(CHROMIUM)
 
 # Options pass through: make dev ARGS="--port 8081 --smsc-port 2776 --credits 500"
 dev: $(STAMP)

@@ -117,7 +117,10 @@ class _Page:
     # ---- navigation and introduction
 
     def _toc(self, title: str) -> str:
-        parts = [f'<nav class="toc" aria-label="Contents"><h2><a href="#top">{esc(title)}</a></h2>']
+        parts = [
+            '<nav class="toc" id="toc" aria-label="Contents">'
+            f'<h2><a href="#top">{esc(title)}</a></h2>'
+        ]
         if self.schemes:
             parts.append('<ul><li><a href="#authentication">Authentication</a></li></ul>')
         for tag, anchor in self.tag_ids.items():

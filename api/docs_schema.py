@@ -83,7 +83,7 @@ def prose(text: object) -> str:
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x"
+    return re.sub(r"[^A-Za-z0-9_]+", "-", text).strip("-") or "x"
 
 
 class Anchors:
