@@ -90,7 +90,7 @@ class _Page:
                 op = item.get(method)
                 if not isinstance(op, dict):
                     continue
-                tags = (tag,) if tag else tuple(t for t in as_list(op.get("tags")) if t)
+                tags = (tag,) if tag else tuple(str(t) for t in as_list(op.get("tags")) if t)
                 name = op.get("operationId") or f"{method}-{path}"
                 anchor = self.anchors.new("op", str(name))
                 found.append(Operation(method, str(path), op, item, anchor, tags or (UNTAGGED,)))

@@ -475,12 +475,22 @@ def test_hostile_text_comes_out_as_text_never_markup() -> None:
         {"paths": {"/x": {"get": "no", "post": {"tags": "no", "responses": []}}}},
         {"paths": {"/x": {"$ref": "#/nowhere"}}, "components": {"schemas": {"A": 5, "B": True}}},
         {"paths": {"/y": {"get": {"parameters": [{"$ref": "#/components/parameters/Gone"}]}}}},
+        {"paths": {"/z": {"get": {"tags": [7, None]}}}, "tags": [{"name": 7}, "x"]},
     ],
 )
 def test_a_malformed_document_still_renders_a_page(spec: dict[str, Any]) -> None:
     html = render_docs(copy.deepcopy(spec))
     assert html.startswith("<!DOCTYPE html>") and html.endswith("</html>")
-    Dom(html)
+    dom = Dom(html)
+    paths = spec.get("paths")
+    operations = {
+        f"{method.upper()} {path}"
+        for path, item in (paths if isinstance(paths, dict) else {}).items()
+        if isinstance(item, dict)
+        for method, op in item.items()
+        if isinstance(op, dict)
+    }
+    assert operations <= dom.operations()
 
 
 def test_the_document_is_not_changed_by_rendering() -> None:
