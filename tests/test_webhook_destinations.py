@@ -12,13 +12,15 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.typedefs import Handler
+from pydantic import ValidationError
 
 from api.context import CALLER, POOL, SETTINGS, Caller
+from api.contract import input_error, register
 from api.errors import error_response
-from api.messages import validate_send
-from api.webhooks import register
+from api.schemas.messages import SendRequest
+from api.webhooks import endpoints
 from broker.config import Settings
-from broker.errors import BrokerError, InputError
+from broker.errors import BrokerError
 from broker.webhooks.delivery import Delivery, post
 from broker.webhooks.destinations import PublicOnlyResolver, is_public, refused_destination
 from broker.webhooks.payloads import parse_event
@@ -95,12 +97,12 @@ STRICT = Settings(webhook_allow_private=False)
 
 
 def test_callback_url_to_a_private_address_is_refused() -> None:
-    who = Caller(uuid.uuid4(), uuid.uuid4(), "US", 5.0, 60, ("sms",))
     data = {"to": "+14155552671", "body": "x", "callback_url": "http://10.0.0.5/cb"}
-    with pytest.raises(InputError) as caught:
-        validate_send(data, who, STRICT)
-    assert caught.value.code == "INVALID_URL" and caught.value.field == "callback_url"
-    allowed = validate_send(data, who, Settings(webhook_allow_private=True))
+    with pytest.raises(ValidationError) as caught:
+        SendRequest.model_validate(data, context={"region": "US", "allow_private": False})
+    error = input_error(caught.value, SendRequest)
+    assert error.code == "INVALID_URL" and error.field == "callback_url"
+    allowed = SendRequest.model_validate(data, context={"region": "US", "allow_private": True})
     assert allowed.callback_url == "http://10.0.0.5/cb"
 
 
@@ -120,7 +122,7 @@ async def test_webhook_endpoint_to_a_private_address_is_refused(pool: asyncpg.Po
     app = web.Application(middlewares=[as_account])
     app[POOL] = pool
     app[SETTINGS] = STRICT
-    register(app)
+    register(app, endpoints)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
