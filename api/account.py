@@ -9,6 +9,7 @@ from api.contract import Endpoints
 from api.schemas.account import Balance
 from broker.db import unavailable_as_error
 from broker.resources import number
+from broker.store import accounts
 
 endpoints = Endpoints("account")
 
@@ -17,8 +18,7 @@ endpoints = Endpoints("account")
 async def get_balance(request: web.Request) -> Balance:
     who = caller(request)
     async with unavailable_as_error():
-        row = await request.app[POOL].fetchrow(
-            "SELECT balance, status FROM accounts WHERE id = $1", who.account_id
-        )
-    assert row is not None  # the key's account exists: it was joined at authentication
-    return Balance(balance=number(row["balance"]) or 0, currency="credits", status=row["status"])
+        found = await accounts.balance(request.app[POOL], who.account_id)
+    assert found is not None  # the key's account exists: it was joined at authentication
+    balance, status = found
+    return Balance(balance=number(balance) or 0, currency="credits", status=status)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from aiohttp import web
 
@@ -37,9 +36,11 @@ from broker.db import unavailable_as_error
 from broker.errors import BrokerError, InputError, InsufficientCredits, NotFound
 from broker.long_mode import LongMode, segment
 from broker.queue_messages import IngestRequest
-from broker.resources import MESSAGE_COLUMNS, iso, message_resource, number, part_resource
+from broker.resources import iso, message_resource, number, part_resource
 from broker.routing import RouteTable
 from broker.segmentation import Encoding
+from broker.status import MessageStatus
+from broker.store import messages as messages_store
 
 endpoints = Endpoints("messages")
 
@@ -73,7 +74,11 @@ def plan(send: SendRequest, routes: RouteTable) -> tuple[list[AcceptedMessage], 
             estimate += route.price * segments
         messages.append(
             AcceptedMessage(
-                id=uuid.uuid4(), to=to, status="queued", encoding=encoding, segments=segments
+                id=uuid.uuid4(),
+                to=to,
+                status=MessageStatus.QUEUED,
+                encoding=encoding,
+                segments=segments,
             )
         )
     return messages, estimate
@@ -158,26 +163,14 @@ def _ingest_request(
 async def get_message(request: web.Request) -> MessageDetail:
     who = caller(request)
     message_id = parse_uuid(request.match_info["id"], what="message")
-    pool = request.app[POOL]
     async with unavailable_as_error():
-        row = await pool.fetchrow(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND account_id = $2",
-            message_id,
-            who.account_id,
-        )
-        if row is None:
-            raise NotFound(f"message {message_id} not found")
-        parts = await pool.fetch(
-            "SELECT * FROM message_parts WHERE message_id = $1 ORDER BY seq", message_id
-        )
-        history = await pool.fetch(
-            "SELECT status, detail, at FROM message_events WHERE message_id = $1 ORDER BY id",
-            message_id,
-        )
-    resource = message_resource(row)
-    resource["parts"] = [part_resource(p) for p in parts]
+        view = await messages_store.find(request.app[POOL], who.account_id, message_id)
+    if view is None:
+        raise NotFound(f"message {message_id} not found")
+    resource = message_resource(view.message)
+    resource["parts"] = [part_resource(p) for p in view.parts]
     resource["history"] = [
-        {"status": h["status"], "detail": h["detail"], "at": iso(h["at"])} for h in history
+        {"status": h["status"], "detail": h["detail"], "at": iso(h["at"])} for h in view.history
     ]
     return MessageDetail.model_validate(resource)
 
@@ -191,24 +184,15 @@ async def get_message(request: web.Request) -> MessageDetail:
 async def list_messages(request: web.Request) -> MessagePage:
     who = caller(request)
     query = query_of(request, MessageQuery)
-    clauses = ["account_id = $1"]
-    args: list[Any] = [who.account_id]
-    if query.status is not None:
-        args.append(query.status)
-        clauses.append(f"status = ${len(args)}")
-    if query.batch_id is not None:
-        args.append(query.batch_id)
-        clauses.append(f"batch_id = ${len(args)}")
-    if query.position is not None:
-        args.extend(query.position)
-        clauses.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
-    args.append(query.limit + 1)
-    sql = (
-        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(clauses)}"
-        f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
-    )
     async with unavailable_as_error():
-        rows = await request.app[POOL].fetch(sql, *args)
+        rows = await messages_store.page(
+            request.app[POOL],
+            who.account_id,
+            status=query.status,
+            batch_id=query.batch_id,
+            after=query.position,
+            limit=query.limit + 1,
+        )
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
@@ -226,20 +210,12 @@ async def get_batch(request: web.Request) -> Batch:
     who = caller(request)
     batch_id = parse_uuid(request.match_info["id"], what="batch")
     async with unavailable_as_error():
-        rows = await request.app[POOL].fetch(
-            "SELECT status, count(*) AS n, sum(cost) AS cost FROM messages"
-            " WHERE batch_id = $1 AND account_id = $2 GROUP BY status",
-            batch_id,
-            who.account_id,
-        )
-        total = await request.app[POOL].fetchval(
-            "SELECT total FROM batches WHERE id = $1 AND account_id = $2", batch_id, who.account_id
-        )
-    if total is None:
+        summary = await messages_store.batch(request.app[POOL], who.account_id, batch_id)
+    if summary is None:
         raise NotFound(f"batch {batch_id} not found")
     return Batch(
         id=batch_id,
-        total=total,
-        statuses={r["status"]: r["n"] for r in rows},
-        cost=number(sum((r["cost"] for r in rows), Decimal(0))) or 0,
+        total=summary.total,
+        statuses=summary.statuses,
+        cost=number(summary.cost) or 0,
     )

@@ -112,14 +112,26 @@ async def test_insert_or_repoint_moves_only_the_port(conn: asyncpg.Connection) -
     assert routes == [connectors.RouteRow("99977", "sim-x", Decimal(1), "udh8", False)]
 
 
+def _text(value: ast.expr | None) -> str | None:
+    """A string constant's text; an f-string's with ``{}`` where it interpolates (columns)."""
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        return value.value
+    if isinstance(value, ast.JoinedStr):
+        return "".join(
+            p.value if isinstance(p, ast.Constant) and isinstance(p.value, str) else "{}"
+            for p in value.values
+        )
+    return None
+
+
 def _sql_constants(path: Path) -> dict[str, str]:
-    """Module-level string constants whose text is SQL."""
+    """Module-level string constants (f-strings too) whose text is SQL."""
     found: dict[str, str] = {}
     for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Constant):
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            value = _text(node.value)
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            value = node.value.value
-            if isinstance(value, str) and _SQL.search(value):
+            if value is not None and _SQL.search(value):
                 found.update({t.id: value for t in targets if isinstance(t, ast.Name)})
     return found
 
@@ -153,6 +165,8 @@ MOVED = (
     "cli/dev.py",
     "api/auth.py",
     "api/idempotency.py",
+    "api/messages.py",
+    "api/account.py",
 )
 
 
@@ -162,17 +176,33 @@ def test_moved_modules_hold_no_sql(module: str) -> None:
     assert not _SQL.search(text), f"{module} holds SQL; it belongs in broker/store"
 
 
+def _is_named(path: Path, constant: ast.Constant) -> bool:
+    """Whether this string is (part of) a named module-level constant, found by position."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if not all(isinstance(t, ast.Name) and t.id.isupper() for t in targets):
+                continue
+            for inner in ast.walk(node.value):
+                if (
+                    isinstance(inner, ast.Constant)
+                    and inner.lineno == constant.lineno
+                    and inner.col_offset == constant.col_offset
+                ):
+                    return True
+    return False
+
+
 def test_store_modules_name_their_queries() -> None:
     """Every query text in broker/store is a named module-level constant, none written inline."""
     for path in sorted((ROOT / "broker" / "store").glob("*.py")):
         named = _sql_constants(path)
         assert all(name.isupper() for name in named), f"{path.name}: {sorted(named)}"
-        texts = set(named.values())
         for node in ast.walk(ast.parse(path.read_text())):
             if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
                 continue
             if _SQL.search(node.value):
-                assert node.value in texts, f"{path.name}:{node.lineno} inline SQL"
+                assert _is_named(path, node), f"{path.name}:{node.lineno} inline SQL"
 
 
 async def test_unknown_or_missing_connector_setting_is_refused(conn: asyncpg.Connection) -> None:

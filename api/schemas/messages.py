@@ -22,12 +22,11 @@ from pydantic_core import PydanticCustomError
 
 from api.schemas.common import Number, OptionalText, Text, blank_as_none, checked, storable
 from broker.phone import check_sender, parse_recipients
+from broker.status import MessageStatus, PartStatus
 from broker.webhooks.destinations import refused_destination
 from broker.webhooks.endpoints import parse_url
 
-Status = Literal[
-    "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed", "canceled"
-]
+Status = MessageStatus
 EncodingName = Literal["GSM7", "UCS2"]
 ClientRef = Annotated[
     Annotated[str, Field(max_length=200), AfterValidator(storable)] | None,
@@ -179,7 +178,7 @@ class Part(BaseModel):
     seq: int
     connector: str
     carrier_id: str | None
-    status: Literal["sent", "delivered", "undelivered", "failed"]
+    status: PartStatus
     command_status: int | None
     error_code: str | None
     submitted_at: datetime

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from uuid import UUID
 
 import asyncpg
 
+from broker.status import AccountStatus
 from broker.store import Db
 
 INSERT_ACCOUNT = """
@@ -29,3 +31,12 @@ async def first_named(db: Db, name: str) -> UUID | None:
     """The oldest account of this name (the dev demo account is found again by its name)."""
     account_id: UUID | None = await db.fetchval(FIRST_NAMED, name)
     return account_id
+
+
+BALANCE = "SELECT balance, status FROM accounts WHERE id = $1"
+
+
+async def balance(db: Db, account_id: UUID) -> tuple[Decimal, AccountStatus] | None:
+    """The balance and status of an account (None: no such account)."""
+    row = await db.fetchrow(BALANCE, account_id)
+    return None if row is None else (row["balance"], AccountStatus(row["status"]))
