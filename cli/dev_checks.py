@@ -34,6 +34,8 @@ class Listener:
     host: str
     port: int
     option: str
+    #: Show how to pass the option through `make dev` (the dev command's listeners).
+    via_make: bool = True
 
 
 def port_error(listener: Listener, exc: OSError) -> PortUnavailable:
@@ -44,11 +46,11 @@ def port_error(listener: Listener, exc: OSError) -> PortUnavailable:
         reason = "needs privileges to listen on"
     else:
         reason = f"cannot be listened on ({exc.strerror or exc})"
-    other = listener.port + 1 if listener.port < 65535 else listener.port - 1
-    return PortUnavailable(
-        f"{listener.what} port {at} {reason}; choose another with {listener.option} "
-        f'(e.g. make dev ARGS="{listener.option} {other}")'
-    )
+    hint = f"; choose another with {listener.option}"
+    if listener.via_make:
+        other = listener.port + 1 if listener.port < 65535 else listener.port - 1
+        hint += f' (e.g. make dev ARGS="{listener.option} {other}")'
+    return PortUnavailable(f"{listener.what} port {at} {reason}{hint}")
 
 
 def check_ports(listeners: Sequence[Listener]) -> None:

@@ -83,7 +83,8 @@ def cmd_api(args: argparse.Namespace) -> int:
         try:
             runner = await start_api(settings, host, port)
         except OSError as exc:
-            raise port_error(Listener("API", host, port, "--port"), exc) from exc
+            listener = Listener("API", host, port, "--port or API_PORT", via_make=False)
+            raise port_error(listener, exc) from exc
         return runner.cleanup
 
     return run_until_signal(start)

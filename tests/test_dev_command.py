@@ -207,3 +207,27 @@ def test_make_dev_passes_options_through() -> None:
         check=True,
     )
     assert result.stdout.splitlines()[-1].endswith("smsbroker dev --smsc-port 2776 --credits 5")
+
+
+async def test_api_command_port_in_use_is_one_line(pg_dsn: str, amqp_url: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            SMSBROKER,
+            "api",
+            "--port",
+            str(busy),
+            env={**os.environ, "DATABASE_URL": pg_dsn, "AMQP_URL": amqp_url},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    errors = [line for line in err.decode().splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: API port 127.0.0.1:{busy} is already in use; "
+        "choose another with --port or API_PORT"
+    ]
+    assert "Traceback" not in err.decode()
