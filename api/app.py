@@ -96,8 +96,8 @@ def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Applicati
     app.cleanup_ctx.append(resources)
     for module in (health, account, messages, webhooks):
         register(app, module.endpoints)
-    openapi.install(app)
     _docs(app)
+    openapi.install(app)
     return app
 
 
