@@ -49,6 +49,10 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 #: Handles deliveries; the int is the attempt (1: first), so a retry can take back its own work.
+#: Seconds a stop waits for RabbitMQ to confirm a cancel or a close: a channel whose connection
+#: is gone would otherwise wait for a reconnect that may never come.
+_AMQP_CALL_TIMEOUT = 5.0
+
 Handler = Callable[[list[AbstractIncomingMessage], int], Awaitable[None]]
 
 
@@ -245,7 +249,7 @@ class Consumer:
         grace = self.grace if grace is None else grace
         if self._queue is not None and self._tag is not None:
             try:
-                await self._queue.cancel(self._tag)
+                await asyncio.wait_for(self._queue.cancel(self._tag), _AMQP_CALL_TIMEOUT)
             except AMQP_ERRORS as exc:
                 log.warning("consumer cancel failed", consumer=self.name, error=repr(exc))
             self._tag = None
@@ -255,7 +259,7 @@ class Consumer:
         await self._drain(grace)
         if self._channel is not None:
             try:
-                await self._channel.close()
+                await asyncio.wait_for(self._channel.close(), _AMQP_CALL_TIMEOUT)
             except AMQP_ERRORS as exc:
                 log.warning("consumer channel close failed", consumer=self.name, error=repr(exc))
             self._channel = None
