@@ -13,6 +13,10 @@ from broker.config import Settings
 
 log = structlog.get_logger(__name__)
 
+#: Seconds an idle keep-alive connection is kept (aiohttp's default is an hour). It also bounds
+#: the one case the header clock cannot see: a second request begun in the first one's packet.
+KEEPALIVE_TIMEOUT = 75.0
+
 
 class _GatewayRunner(web.AppRunner):
     """AppRunner whose connections are GatewayRequestHandlers (aiohttp has no public hook)."""
@@ -23,6 +27,7 @@ class _GatewayRunner(web.AppRunner):
             access_log=None,
             max_line_size=MAX_REQUEST_LINE,
             max_field_size=MAX_HEADER_FIELD,
+            keepalive_timeout=KEEPALIVE_TIMEOUT,
         )
         self._settings = settings
 
@@ -38,6 +43,7 @@ class _GatewayRunner(web.AppRunner):
             access_log=None,
             max_line_size=MAX_REQUEST_LINE,
             max_field_size=MAX_HEADER_FIELD,
+            keepalive_timeout=KEEPALIVE_TIMEOUT,
         )
 
 

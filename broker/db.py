@@ -37,7 +37,7 @@ async def create_pool(dsn: str, *, size: int = 10) -> asyncpg.Pool:
         pool = await asyncpg.create_pool(
             dsn, min_size=1, max_size=size, command_timeout=30, timeout=10, reset=_release
         )
-    except CONNECTION_ERRORS as exc:
+    except (*CONNECTION_ERRORS, asyncpg.InvalidCatalogNameError) as exc:
         raise DependencyUnavailable(
             f"PostgreSQL unreachable: {exc}", code="DATABASE_UNAVAILABLE"
         ) from exc
