@@ -6,10 +6,19 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+)
 from pydantic_core import PydanticCustomError
 
 from broker.errors import InputError
+from broker.webhooks.destinations import refused_destination
+from broker.webhooks.endpoints import parse_url
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -51,6 +60,17 @@ def checked(check: Callable[[T], R]) -> Callable[[T], R]:
             raise PydanticCustomError(exc.code, exc.message, {"details": details}) from None
 
     return run
+
+
+def destination_url(value: str, info: ValidationInfo) -> str:
+    """A URL the gateway will post to: well formed, and public unless the operator allows
+    private addresses (validation context ``allow_private``)."""
+    url = checked(parse_url)(value)
+    if not (info.context or {}).get("allow_private", False):
+        refusal = refused_destination(url)
+        if refusal is not None:
+            raise PydanticCustomError("INVALID_URL", refusal)
+    return url
 
 
 class ErrorInfo(BaseModel):

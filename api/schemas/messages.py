@@ -20,11 +20,17 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from api.schemas.common import Number, OptionalText, Text, blank_as_none, checked, storable
+from api.schemas.common import (
+    Number,
+    OptionalText,
+    Text,
+    blank_as_none,
+    checked,
+    destination_url,
+    storable,
+)
 from broker.phone import check_sender, parse_recipients
 from broker.status import MessageStatus, PartStatus
-from broker.webhooks.destinations import refused_destination
-from broker.webhooks.endpoints import parse_url
 
 Status = MessageStatus
 EncodingName = Literal["GSM7", "UCS2"]
@@ -119,14 +125,7 @@ class SendRequest(BaseModel):
     @field_validator("callback_url")
     @classmethod
     def _callback_url(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:
-            return None
-        url = checked(parse_url)(value)
-        if not (info.context or {}).get("allow_private", False):
-            refusal = refused_destination(url)
-            if refusal is not None:
-                raise PydanticCustomError("INVALID_URL", refusal)
-        return url
+        return None if value is None else destination_url(value, info)
 
     @property
     def recipients(self) -> list[str]:

@@ -7,11 +7,9 @@ from typing import ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from pydantic_core import PydanticCustomError
 
-from api.schemas.common import Text, checked
-from broker.webhooks.destinations import refused_destination
-from broker.webhooks.endpoints import EndpointSpec, parse_url
+from api.schemas.common import Text, destination_url
+from broker.webhooks.endpoints import EndpointSpec
 from broker.webhooks.events import EVENT_TYPES
 
 EventType = Literal["message.status", "message.inbound"]
@@ -41,12 +39,7 @@ class WebhookCreate(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str, info: ValidationInfo) -> str:
-        url = checked(parse_url)(value)
-        if not (info.context or {}).get("allow_private", False):
-            refusal = refused_destination(url)
-            if refusal is not None:
-                raise PydanticCustomError("INVALID_URL", refusal)
-        return url
+        return destination_url(value, info)
 
     @property
     def spec(self) -> EndpointSpec:
