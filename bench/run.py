@@ -33,6 +33,7 @@ from broker.errors import BrokerError
 from broker.queues import AMQP_ERRORS, QueueNames
 from broker.resources import number
 from broker.segmentation import split
+from broker.status import MessageStatus
 
 log = structlog.get_logger(__name__)
 
@@ -225,7 +226,7 @@ def _correctness(
         (
             Decimal(str(o.cost))
             for mid, o in receiver.outcomes.items()
-            if mid in load.sent_at and o.status != "failed"
+            if mid in load.sent_at and o.status != MessageStatus.FAILED
         ),
         Decimal(0),
     )

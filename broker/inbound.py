@@ -10,6 +10,7 @@ import asyncpg
 
 from broker.queue_messages import InboundEvent, WebhookEvent
 from broker.resources import iso
+from broker.store import inbound as store
 from broker.webhooks.events import MESSAGE_INBOUND, event_id_for, make_event
 
 
@@ -36,31 +37,6 @@ class Inbound:
         )
 
 
-_FRAGMENT = """
-INSERT INTO inbound_fragments (connector, from_number, to_number, reference, total, seq, body)
-VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
-"""
-
-_COMPLETE = """
-DELETE FROM inbound_fragments
- WHERE connector = $1 AND from_number = $2 AND to_number = $3 AND reference = $4 AND total = $5
-   AND (SELECT count(*) FROM inbound_fragments f WHERE f.connector = $1 AND f.from_number = $2
-          AND f.to_number = $3 AND f.reference = $4 AND f.total = $5) = $5
-RETURNING seq, body
-"""
-
-_OWNER = """
-SELECT account_id, keyword FROM numbers
- WHERE number = $1 AND keyword IN ('', $2) ORDER BY keyword DESC LIMIT 1
-"""
-
-_STORE = """
-INSERT INTO inbound_messages (id, account_id, connector, from_number, to_number, body, keyword,
-                              received_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING id
-"""
-
-
 def _e164ish(address: str) -> str:
     digits = address.lstrip("+")
     return f"+{digits}" if digits.isdigit() and len(digits) > 8 else address
@@ -71,11 +47,11 @@ async def _assemble(conn: asyncpg.Connection, mo: Inbound) -> str | None:
     assert mo.concat is not None
     reference, total, seq = mo.concat
     key = (mo.connector, mo.from_number, mo.to_number, reference, total)
-    await conn.execute(_FRAGMENT, *key, seq, mo.text)
-    rows = await conn.fetch(_COMPLETE, *key)
-    if not rows:
+    await store.add_fragment(conn, key, seq, mo.text)
+    fragments = await store.take_complete(conn, key)
+    if not fragments:
         return None
-    return "".join(r["body"] for r in sorted(rows, key=lambda r: r["seq"]))
+    return "".join(body for _, body in sorted(fragments))
 
 
 async def store_inbound(conn: asyncpg.Connection, mo: Inbound) -> WebhookEvent | None:
@@ -88,11 +64,10 @@ async def store_inbound(conn: asyncpg.Connection, mo: Inbound) -> WebhookEvent |
         text = assembled
     words = text.strip().split(maxsplit=1)
     first_word = words[0].upper() if words else ""
-    owner = await conn.fetchrow(_OWNER, mo.to_number.lstrip("+"), first_word)
-    account_id = owner["account_id"] if owner else None
-    keyword = owner["keyword"] if owner else ""
-    stored = await conn.fetchval(
-        _STORE,
+    owner = await store.owner(conn, mo.to_number.lstrip("+"), first_word)
+    account_id, keyword = owner if owner is not None else (None, "")
+    stored = await store.insert_message(
+        conn,
         mo.id,
         account_id,
         mo.connector,
@@ -102,7 +77,7 @@ async def store_inbound(conn: asyncpg.Connection, mo: Inbound) -> WebhookEvent |
         keyword,
         mo.received_at,
     )
-    if stored is None or account_id is None:
+    if not stored or account_id is None:
         return None
     data = {
         "id": str(mo.id),

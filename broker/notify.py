@@ -1,4 +1,6 @@
-"""Hand status changes and inbound messages to the webhook sender, packed per AMQP message."""
+"""Hand status changes and inbound messages to the webhook sender, packed per AMQP message.
+
+The rows given to status_events are those of broker.store.messages.STATUS_RETURNING."""
 
 from __future__ import annotations
 
@@ -9,20 +11,18 @@ import structlog
 
 from broker.queue_messages import WebhookEvent, pack, to_json
 from broker.queues import Amqp
-from broker.resources import MESSAGE_COLUMNS, message_resource
+from broker.resources import message_resource
+from broker.status import MessageStatus
 from broker.webhooks.events import MESSAGE_STATUS, event_id_for, make_event
 
-#: Columns a status-changing statement returns so its rows can become webhook events.
-STATUS_RETURNING = MESSAGE_COLUMNS + ", callback_url, connector"
-
-
-def status_returning(alias: str) -> str:
-    """STATUS_RETURNING with each column qualified by ``alias`` (for UPDATE ... FROM)."""
-    return ", ".join(f"{alias}.{c.strip()}" for c in STATUS_RETURNING.split(","))
-
-
 #: Customers are told about the outcome of a message; intermediate states are in its history.
-NOTIFIED_STATUSES = frozenset({"delivered", "undelivered", "failed"})
+NOTIFIED_STATUSES: frozenset[MessageStatus] = frozenset(
+    {MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED}
+)
+#: Outcomes worth a log line of their own.
+_LOGGED_STATUSES: frozenset[MessageStatus] = frozenset(
+    {MessageStatus.FAILED, MessageStatus.UNDELIVERED}
+)
 
 _CHUNK = 500
 
@@ -33,7 +33,7 @@ def status_events(rows: Iterable[Mapping[str, Any]]) -> list[WebhookEvent]:
     """The webhook events of messages that reached an outcome; failures are logged too."""
     rows = list(rows)
     for row in rows:
-        if row["status"] in ("failed", "undelivered"):
+        if row["status"] in _LOGGED_STATUSES:
             log.info(
                 "message " + row["status"],
                 message_id=str(row["id"]),

@@ -17,17 +17,18 @@ from uuid import UUID
 
 import asyncpg
 
-from broker.notify import status_returning
 from broker.queue_messages import ReceiptEvent
+from broker.status import PartStatus
+from broker.store import receipts as store
 
 #: Receipt states that end a part, and what they make of it. ACCEPTD and ENROUTE end nothing.
-FINAL_STATES = {
-    "DELIVRD": "delivered",
-    "UNDELIV": "undelivered",
-    "EXPIRED": "undelivered",
-    "REJECTD": "undelivered",
-    "DELETED": "undelivered",
-    "UNKNOWN": "undelivered",
+FINAL_STATES: dict[str, PartStatus] = {
+    "DELIVRD": PartStatus.DELIVERED,
+    "UNDELIV": PartStatus.UNDELIVERED,
+    "EXPIRED": PartStatus.UNDELIVERED,
+    "REJECTD": PartStatus.UNDELIVERED,
+    "DELETED": PartStatus.UNDELIVERED,
+    "UNKNOWN": PartStatus.UNDELIVERED,
 }
 
 
@@ -44,7 +45,7 @@ class ReceiptUpdate:
         return cls(event.scope or event.connector, event.carrier_id, event.state, event.error)
 
     @property
-    def part_status(self) -> str:
+    def part_status(self) -> PartStatus:
         return FINAL_STATES[self.state]
 
     @property
@@ -54,80 +55,6 @@ class ReceiptUpdate:
         return f"{self.state}:{self.error}" if self.error else self.state
 
 
-_UPDATE_PARTS = """
-UPDATE message_parts p SET status = u.status, error_code = u.error, done_at = now()
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-       AS u(scope, carrier_id, status, error)
- WHERE p.scope = u.scope AND p.carrier_id = u.carrier_id AND p.status = 'sent'
-RETURNING p.message_id, u.scope, u.carrier_id
-"""
-
-_PARK = """
-INSERT INTO pending_receipts (scope, carrier_id, state, error)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-ON CONFLICT DO NOTHING
-"""
-
-_SETTLE_MESSAGES = f"""
-WITH agg AS (
-    SELECT message_id,
-           CASE WHEN bool_or(status IN ('undelivered', 'failed')) THEN 'undelivered'
-                WHEN bool_and(status = 'delivered') THEN 'delivered' END AS new_status,
-           min(error_code) FILTER (WHERE status = 'undelivered') AS err
-      FROM message_parts WHERE message_id = ANY($1::uuid[]) GROUP BY message_id
-), upd AS (
-    UPDATE messages m
-       SET status = agg.new_status, done_at = now(), updated_at = now(),
-           error_code = CASE WHEN agg.new_status = 'undelivered'
-                             THEN split_part(agg.err, ':', 1) END,
-           error_text = CASE WHEN agg.new_status = 'undelivered'
-                             THEN 'the carrier reported ' || agg.err END
-      FROM agg
-     WHERE m.id = agg.message_id AND agg.new_status IS NOT NULL AND m.status = 'sent'
-    RETURNING {status_returning("m")}
-), history AS (
-    INSERT INTO message_events (message_id, status, detail)
-    SELECT id, status, error_text FROM upd
-)
-SELECT * FROM upd
-"""
-
-_MATCHED_PENDING = """
-SELECT pr.scope, pr.carrier_id, pr.state, pr.error
-  FROM pending_receipts pr
-  JOIN message_parts p ON p.scope = pr.scope AND p.carrier_id = pr.carrier_id
- LIMIT 1000
-"""
-
-_DROP_PENDING = """
-DELETE FROM pending_receipts
- WHERE (scope, carrier_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-    OR received_at < now() - interval '2 days'
-"""
-
-
-_SETTLE_UNRECEIPTED = f"""
-WITH stale AS (
-    SELECT id FROM messages
-     WHERE status = 'sent' AND sent_at < now() - $1::interval
-     ORDER BY sent_at LIMIT $2
-       FOR UPDATE SKIP LOCKED
-), upd AS (
-    UPDATE messages m
-       SET status = 'undelivered', error_code = 'NO_RECEIPT',
-           error_text = 'the carrier sent no delivery receipt in time', done_at = now(),
-           updated_at = now()
-      FROM stale
-     WHERE m.id = stale.id
-    RETURNING {status_returning("m")}
-), history AS (
-    INSERT INTO message_events (message_id, status, detail)
-    SELECT id, 'undelivered', 'NO_RECEIPT' FROM upd
-)
-SELECT * FROM upd
-"""
-
-
 async def settle_unreceipted(
     conn: asyncpg.Connection, older_than: timedelta, *, limit: int = 1000
 ) -> list[asyncpg.Record]:
@@ -135,7 +62,7 @@ async def settle_unreceipted(
 
     Every accepted message reaches a final state, even when its carrier never reports.
     """
-    return list(await conn.fetch(_SETTLE_UNRECEIPTED, older_than, limit))
+    return await store.settle_unreceipted(conn, older_than, limit)
 
 
 def latest_final(updates: list[ReceiptUpdate]) -> list[ReceiptUpdate]:
@@ -156,8 +83,8 @@ async def apply_receipts(
         return []
     scopes = [u.scope for u in updates]
     carrier_ids = [u.carrier_id for u in updates]
-    touched = await conn.fetch(
-        _UPDATE_PARTS,
+    touched = await store.update_parts(
+        conn,
         scopes,
         carrier_ids,
         [u.part_status for u in updates],
@@ -170,8 +97,8 @@ async def apply_receipts(
         applied = {(r["scope"], r["carrier_id"]) for r in touched}
         unknown = [u for u in updates if (u.scope, u.carrier_id) not in applied]
         if unknown:
-            await conn.execute(
-                _PARK,
+            await store.park(
+                conn,
                 [u.scope for u in unknown],
                 [u.carrier_id for u in unknown],
                 [u.state for u in unknown],
@@ -180,13 +107,13 @@ async def apply_receipts(
     message_ids: list[UUID] = list({r["message_id"] for r in touched})
     if not message_ids:
         return []
-    return list(await conn.fetch(_SETTLE_MESSAGES, message_ids))
+    return await store.settle_messages(conn, message_ids)
 
 
 async def match_pending(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     """Apply parked receipts whose parts have been recorded since."""
-    rows = await conn.fetch(_MATCHED_PENDING)
+    rows = await store.matched_pending(conn)
     updates = [ReceiptUpdate(r["scope"], r["carrier_id"], r["state"], r["error"]) for r in rows]
     settled = await apply_receipts(conn, updates, park_unknown=False)
-    await conn.execute(_DROP_PENDING, [u.scope for u in updates], [u.carrier_id for u in updates])
+    await store.drop_pending(conn, [u.scope for u in updates], [u.carrier_id for u in updates])
     return settled

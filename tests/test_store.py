@@ -7,7 +7,7 @@ import ast
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from pathlib import Path
 
@@ -80,6 +80,53 @@ async def test_refund_of_a_failed_message_happens_once(conn: asyncpg.Connection)
     assert await _ledger(conn, account_id) == [("refund", Decimal(2))]
     books = await ledger.books(conn, account_id)
     assert books is not None and books.balance == 2 and books.balanced
+
+
+@dataclass(frozen=True)
+class _Charge:
+    id: uuid.UUID
+    account_id: uuid.UUID
+    cost: Decimal
+
+
+async def _message(conn: asyncpg.Connection, account_id: uuid.UUID) -> uuid.UUID:
+    mid = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO messages (id, account_id, to_number, body, encoding, segments, status)"
+        " VALUES ($1, $2, '+14155552671', 'b', 'GSM7', 1, 'queued')",
+        mid,
+        account_id,
+    )
+    return mid
+
+
+async def test_charge_takes_what_each_balance_covers_and_books_it(
+    conn: asyncpg.Connection,
+) -> None:
+    """A covered account pays its batch at once; the other pays message by message, in order,
+    until its balance runs out; a free message is never unfunded; the books stay balanced."""
+    rich = await accounts.insert(conn, "rich", "US", "s")
+    poor = await accounts.insert(conn, "poor", "US", "s")
+    await ledger.credit(conn, rich, Decimal(10))
+    await ledger.credit(conn, poor, Decimal(3))
+    batch = [
+        _Charge(await _message(conn, rich), rich, Decimal(4)),
+        _Charge(await _message(conn, poor), poor, Decimal(2)),
+        _Charge(await _message(conn, poor), poor, Decimal(2)),  # 1 left: unfunded
+        _Charge(await _message(conn, poor), poor, Decimal(0)),
+        _Charge(await _message(conn, poor), poor, Decimal(1)),
+        _Charge(await _message(conn, rich), rich, Decimal(6)),
+    ]
+    assert await ledger.charge(conn, batch) == [batch[2].id]
+    for account_id, balance in ((rich, 0), (poor, 0)):
+        books = await ledger.books(conn, account_id)
+        assert books is not None and books.balance == balance and books.balanced
+    rows = await conn.fetch(
+        "SELECT message_id, amount FROM ledger WHERE reason = 'charge' AND account_id = ANY($1)",
+        [rich, poor],
+    )
+    charged = {r["message_id"]: r["amount"] for r in rows}
+    assert charged == {c.id: -c.cost for c in batch if c.cost and c is not batch[2]}
 
 
 async def test_connector_spec_defaults_are_the_schema_defaults(conn: asyncpg.Connection) -> None:
@@ -156,8 +203,10 @@ def test_status_literals_in_store_sql_are_enum_values() -> None:
 #: Modules whose SQL moved to broker/store: none may hold a query again.
 MOVED = (
     "broker/accounts.py",
-    "broker/credits.py",
     "broker/routing.py",
+    "broker/receipts.py",
+    "broker/inbound.py",
+    "broker/notify.py",
     "broker/webhooks/store.py",
     "broker/webhooks/targets.py",
     "broker/webhooks/attempts.py",
@@ -167,6 +216,11 @@ MOVED = (
     "api/idempotency.py",
     "api/messages.py",
     "api/account.py",
+    "workers/charge.py",
+    "workers/submit.py",
+    "workers/events.py",
+    "workers/webhook_sender.py",
+    "bench/run.py",
 )
 
 
@@ -213,3 +267,50 @@ async def test_unknown_or_missing_connector_setting_is_refused(conn: asyncpg.Con
     with pytest.raises(InputError, match="needs host"):
         await operator.add_connector(conn, {k: v for k, v in base.items() if k != "host"})
     assert not await connectors.exists(conn, "typo")
+
+
+#: Writes of credit: a ledger row, or a balance set (``balance = ...``, not ``==``).
+_LEDGER_WRITE = re.compile(
+    r"INSERT\s+INTO\s+ledger\b|\bSET\s+balance\b|\bbalance\s*=(?!=)|"
+    r"INSERT\s+INTO\s+accounts\s*\([^)]*\bbalance\b",
+    re.IGNORECASE,
+)
+PACKAGES = ("broker", "api", "workers", "cli", "bench", "smsc_sim")
+
+
+def _ledger_writes(source: str) -> list[str]:
+    """The string literals (f-strings' text too) of ``source`` that write credit."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        text = _text(node) if isinstance(node, ast.Constant | ast.JoinedStr) else None
+        if text is not None and _LEDGER_WRITE.search(text):
+            found.append(text)
+    return found
+
+
+def test_the_ledger_scan_sees_every_kind_of_write() -> None:
+    caught = [
+        'Q = "INSERT INTO ledger (account_id, amount) VALUES ($1, $2)"',
+        'Q = """UPDATE accounts a\n   SET balance = a.balance - $2"""',
+        'Q = "UPDATE accounts SET status = $2, balance=$3"',
+        'Q = f"insert into LEDGER SELECT {cols}"',
+        'Q = "INSERT INTO accounts (name, balance) VALUES ($1, $2)"',
+    ]
+    for source in caught:
+        assert _ledger_writes(source), source
+    for source in ("balance = 5\nok = balance == 3", 'Q = "SELECT balance FROM accounts"'):
+        assert not _ledger_writes(source), source
+
+
+def test_only_store_ledger_writes_credit() -> None:
+    """Every charge, refund and top-up goes through broker/store/ledger.py: no other module
+    writes the ledger table or an account's balance."""
+    ledger_module = ROOT / "broker" / "store" / "ledger.py"
+    assert _ledger_writes(ledger_module.read_text())  # the scan finds the real writes
+    offenders = {
+        str(path.relative_to(ROOT)): writes
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path != ledger_module and (writes := _ledger_writes(path.read_text()))
+    }
+    assert offenders == {}

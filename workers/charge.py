@@ -6,7 +6,8 @@ with the chosen connector's long-message mode: what is charged is what the submi
 Per batch, in one transaction: insert the messages (a redelivered request inserts nothing: the
 ids exist), take each account's cost in one conditional UPDATE that never lets a balance go
 negative, write the ledger rows, and fail what no route or no credit can carry. Then hand the
-charged messages on, packed per connector, to the submit queues.
+charged messages on, packed per connector, to the submit queues. The statements are in
+broker.store.messages and broker.store.ledger (which alone moves balances).
 
 Nothing accepted is lost: a message whose text PostgreSQL cannot store is stored sanitized as a
 visible, uncharged ``failed`` message (INVALID_MESSAGE) with its webhook; only what cannot be
@@ -21,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -30,7 +30,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from broker.errors import InputError
 from broker.long_mode import LongMode, segment
-from broker.notify import STATUS_RETURNING, publish_events, status_events
+from broker.notify import publish_events, status_events
 from broker.queue_messages import (
     IngestBatch,
     IngestRequest,
@@ -41,6 +41,9 @@ from broker.queue_messages import (
 from broker.queues import SUBMIT_CHUNK, Amqp
 from broker.routing import RouteTable
 from broker.segmentation import Segmentation
+from broker.status import MessageStatus
+from broker.store import ledger
+from broker.store import messages as store
 from workers.consumer import Consumer
 from workers.poison import (
     POISON,
@@ -52,62 +55,6 @@ from workers.poison import (
 from workers.sanitize import INVALID_MESSAGE, sanitized, unstorable
 
 log = structlog.get_logger(__name__)
-
-
-_INSERT_BATCHES = """
-INSERT INTO batches (id, account_id, total)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[]) ON CONFLICT (id) DO NOTHING
-"""
-
-_INSERT_MESSAGES = """
-INSERT INTO messages (id, account_id, batch_id, to_number, sender, body, encoding, segments,
-                      status, connector, price, cost, client_ref, callback_url, error_code,
-                      error_text, created_at, updated_at, done_at)
-SELECT u.*, u.created_at, CASE WHEN u.status = 'failed' THEN now() END
-  FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
-              $8::int[], $9::text[], $10::text[], $11::numeric[], $12::numeric[], $13::text[],
-              $14::text[], $15::text[], $16::text[], $17::timestamptz[])
-       AS u(id, account_id, batch_id, to_number, sender, body, encoding, segments, status,
-            connector, price, cost, client_ref, callback_url, error_code, error_text, created_at)
-ON CONFLICT (id) DO NOTHING
-RETURNING id
-"""
-
-_CHARGE_ACCOUNTS = """
-UPDATE accounts a SET balance = a.balance - t.total
-  FROM unnest($1::uuid[], $2::numeric[]) AS t(id, total)
- WHERE a.id = t.id AND a.balance >= t.total
-RETURNING a.id
-"""
-
-_CHARGE_ONE = """
-UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND balance >= $2 RETURNING id
-"""
-
-_LEDGER_CHARGES = """
-INSERT INTO ledger (account_id, amount, reason, message_id)
-SELECT a, -c, 'charge', m FROM unnest($1::uuid[], $2::numeric[], $3::uuid[]) AS t(a, c, m)
- WHERE c > 0
-"""
-
-_FAIL_UNFUNDED = f"""
-UPDATE messages SET status = 'failed', cost = 0, error_code = 'INSUFFICIENT_CREDITS',
-       error_text = 'the balance could not cover this message', updated_at = now(),
-       done_at = now()
- WHERE id = ANY($1::uuid[]) AND status = 'queued'
-RETURNING {STATUS_RETURNING}
-"""
-
-_HISTORY = """
-INSERT INTO message_events (message_id, status, detail)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])
-"""
-
-_STILL_QUEUED = """
-SELECT id, connector FROM messages WHERE id = ANY($1::uuid[]) AND status = 'queued'
-"""
-
-_FAILED_ROWS = f"SELECT {STATUS_RETURNING} FROM messages WHERE id = ANY($1::uuid[])"
 
 
 @dataclass(slots=True)
@@ -131,6 +78,11 @@ class NewMessage:
     @property
     def cost(self) -> Decimal:
         return self.price * self.segments if self.connector else Decimal(0)
+
+    @property
+    def status(self) -> MessageStatus:
+        """What it is stored as: queued when routed, else failed at once."""
+        return MessageStatus.QUEUED if self.connector else MessageStatus.FAILED
 
     def fail(self, code: str, text: str) -> None:
         """Fail at once, uncharged; the text fields become storable."""
@@ -262,13 +214,12 @@ class ChargeWorker:
                 to_submit[m.connector].append(m.id)
         redelivered = [m.id for m in messages if m.id not in inserted]
         if redelivered:
-            async with self.pool.acquire() as conn:
-                for row in await conn.fetch(_STILL_QUEUED, redelivered):
-                    to_submit[row["connector"]].append(row["id"])
+            for mid, connector in await store.still_queued(self.pool, redelivered):
+                to_submit[connector].append(mid)
         await self._hand_on(to_submit)
         no_route = [m.id for m in messages if m.id in inserted and not m.connector]
         if no_route:
-            failed_rows = [*failed_rows, *await self.pool.fetch(_FAILED_ROWS, no_route)]
+            failed_rows = [*failed_rows, *await store.status_rows(self.pool, no_route)]
         await publish_events(self.amqp, status_events(failed_rows))
 
     async def _record(self, messages: list[NewMessage]) -> tuple[set[UUID], list[asyncpg.Record]]:
@@ -278,28 +229,20 @@ class ChargeWorker:
                 account, n = batches.get(m.batch_id, (m.account_id, 0))
                 batches[m.batch_id] = (account, n + 1)
         async with self.pool.acquire() as conn, conn.transaction():
-            if batches:
-                await conn.execute(
-                    _INSERT_BATCHES,
-                    list(batches),
-                    [a for a, _ in batches.values()],
-                    [n for _, n in batches.values()],
-                )
-            rows = await conn.fetch(_INSERT_MESSAGES, *_columns(messages))
-            inserted = {r["id"] for r in rows}
+            await store.insert_batches(conn, batches)
+            inserted = await store.insert_new(conn, messages)
             fresh = [m for m in messages if m.id in inserted]
-            unfunded = await _charge(conn, [m for m in fresh if m.connector])
-            failed_rows = await conn.fetch(_FAIL_UNFUNDED, unfunded) if unfunded else []
+            unfunded = await ledger.charge(conn, [m for m in fresh if m.connector])
+            failed_rows = await store.fail_unfunded(conn, unfunded)
             failed_ids = {r["id"] for r in failed_rows}
-            await conn.execute(
-                _HISTORY,
+            await store.add_history(
+                conn,
                 [m.id for m in fresh] + list(failed_ids),
-                ["queued" if m.connector else "failed" for m in fresh]
-                + ["failed"] * len(failed_ids),
+                [m.status for m in fresh] + [MessageStatus.FAILED] * len(failed_ids),
                 [m.error[0] if m.error else None for m in fresh]
                 + ["INSUFFICIENT_CREDITS"] * len(failed_ids),
             )
-        return inserted, list(failed_rows)
+        return inserted, failed_rows
 
     async def _hand_on(self, to_submit: dict[str, list[UUID]]) -> None:
         publishes = []
@@ -310,55 +253,3 @@ class ChargeWorker:
                 job = SubmitJob(ids=ids[start : start + SUBMIT_CHUNK])
                 publishes.append(self.amqp.publish(queue, job))
         await asyncio.gather(*publishes)
-
-
-def _columns(messages: list[NewMessage]) -> list[list[Any]]:
-    return [
-        [m.id for m in messages],
-        [m.account_id for m in messages],
-        [m.batch_id for m in messages],
-        [m.to for m in messages],
-        [m.sender for m in messages],
-        [m.body for m in messages],
-        [m.encoding for m in messages],
-        [m.segments for m in messages],
-        ["queued" if m.connector else "failed" for m in messages],
-        [m.connector for m in messages],
-        [m.price for m in messages],
-        [m.cost for m in messages],
-        [m.client_ref for m in messages],
-        [m.callback_url for m in messages],
-        [m.error[0] if m.error else None for m in messages],
-        [m.error[1] if m.error else None for m in messages],
-        [m.accepted_at for m in messages],
-    ]
-
-
-async def _charge(conn: asyncpg.Connection, messages: list[NewMessage]) -> list[UUID]:
-    """Take every message's cost; return the ids the balance could not cover.
-
-    Each account is charged its batch total in one statement; only an account whose balance
-    cannot cover the whole batch is charged message by message, in arrival order.
-    """
-    totals: dict[UUID, Decimal] = defaultdict(Decimal)
-    for m in messages:
-        totals[m.account_id] += m.cost
-    covered = {
-        r["id"] for r in await conn.fetch(_CHARGE_ACCOUNTS, list(totals), list(totals.values()))
-    }
-    charged: list[NewMessage] = [m for m in messages if m.account_id in covered]
-    unfunded: list[UUID] = []
-    for m in messages:
-        if m.account_id in covered:
-            continue
-        if m.cost == 0 or await conn.fetchval(_CHARGE_ONE, m.account_id, m.cost):
-            charged.append(m)
-        else:
-            unfunded.append(m.id)
-    await conn.execute(
-        _LEDGER_CHARGES,
-        [m.account_id for m in charged],
-        [m.cost for m in charged],
-        [m.id for m in charged],
-    )
-    return unfunded

@@ -19,9 +19,8 @@ import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from broker.credits import refund_failed
 from broker.long_mode import LongMode
-from broker.notify import publish_events, status_events, status_returning
+from broker.notify import publish_events, status_events
 from broker.queue_messages import NotDecodable, SubmitJob, decode
 from broker.queues import SUBMIT_CHUNK, Amqp
 from broker.smpp.connector import (
@@ -34,6 +33,9 @@ from broker.smpp.connector import (
 from broker.smpp.constants import Status
 from broker.smpp.errors import SmppCodecError
 from broker.smpp.receipt import IdFormat, canonical_message_id
+from broker.status import PartStatus
+from broker.store import connectors, ledger
+from broker.store import messages as store
 from broker.submit_plan import plan_parts
 from workers.consumer import TRANSIENT, Consumer
 from workers.forwarder import DeliverForwarder
@@ -46,57 +48,12 @@ TEMPORARY_STATUSES = frozenset({Status.ESME_RTHROTTLED, Status.ESME_RMSGQFUL})
 #: Pause before messages the carrier could not take yet go back to the queue.
 RETRY_PAUSE = 2.0
 
-_CLAIM = """
-WITH claimed AS (
-    UPDATE messages SET status = 'sending', updated_at = now()
-     WHERE id = ANY($1::uuid[]) AND (status = 'queued' OR ($2 AND status = 'sending'))
-    RETURNING id, to_number, sender, body, created_at,
-              ARRAY(SELECT seq FROM message_parts p WHERE p.message_id = messages.id) AS done
-), history AS (
-    INSERT INTO message_events (message_id, status) SELECT id, 'sending' FROM claimed
-)
-SELECT * FROM claimed
-"""
-
-_INSERT_PARTS = """
-INSERT INTO message_parts (message_id, seq, connector, carrier_id, status, command_status,
-                           error_code)
-SELECT u.m, u.s, $1, u.c, u.st, u.cs, u.e
-  FROM unnest($2::uuid[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[])
-       AS u(m, s, c, st, cs, e)
-ON CONFLICT (message_id, seq) DO NOTHING
-"""
-
-_MARK_SENT = """
-WITH done AS (
-    UPDATE messages SET status = 'sent', sent_at = now(), updated_at = now()
-     WHERE id = ANY($1::uuid[]) AND status = 'sending'
-    RETURNING id
-)
-INSERT INTO message_events (message_id, status) SELECT id, 'sent' FROM done
-"""
-
-_MARK_FAILED = f"""
-UPDATE messages m SET status = 'failed', error_code = u.code, error_text = u.text,
-       updated_at = now(), done_at = now()
-  FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(id, code, text)
- WHERE m.id = u.id AND m.status = 'sending'
-RETURNING {status_returning("m")}
-"""
-
-_FAILED_HISTORY = """
-INSERT INTO message_events (message_id, status, detail)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])
-"""
-
 
 @dataclass
 class Outcomes:
     """What happened to the parts of one AMQP message's messages."""
 
-    parts: list[tuple[UUID, int, str | None, str, int | None, str | None]] = field(
-        default_factory=list
-    )
+    parts: list[store.Part] = field(default_factory=list)
     sent: list[UUID] = field(default_factory=list)
     failed: dict[UUID, tuple[str, str]] = field(default_factory=dict)
     retry: list[UUID] = field(default_factory=list)
@@ -192,7 +149,7 @@ class SubmitWorker:
         A connector counts as started only once its queue is consumed; if that fails it is
         unbound again, so the next refresh tries it afresh.
         """
-        rows = await self.pool.fetch("SELECT * FROM connectors ORDER BY name")
+        rows = await connectors.all_rows(self.pool)
         for row in rows:
             name = row["name"]
             if name in self.runtimes:
@@ -242,8 +199,7 @@ class SubmitWorker:
             return
         ids = job.ids
         take_back = bool(message.redelivered or job.retry or attempt > 1)
-        async with self.pool.acquire() as conn:
-            claimed = await conn.fetch(_CLAIM, ids, take_back)
+        claimed = await store.claim(self.pool, ids, take_back)
         outcomes = Outcomes()
         await asyncio.gather(*(self._submit_message(runtime, row, outcomes) for row in claimed))
         failed_rows = await self._record(name, outcomes)
@@ -285,7 +241,7 @@ class SubmitWorker:
                 temporary = True
             elif isinstance(result, SmppCodecError):
                 # Nothing this message can become on the wire: retrying would loop forever.
-                out.parts.append((mid, seq, None, "failed", None, "ENCODING"))
+                out.parts.append((mid, seq, None, PartStatus.FAILED, None, "ENCODING"))
                 refusal = ("INVALID_MESSAGE", f"part {seq} cannot be encoded: {result.message}")
             elif isinstance(result, BaseException):
                 raise result
@@ -309,28 +265,20 @@ class SubmitWorker:
             carrier_id = canonical_message_id(
                 result.message_id or "", fmt=runtime.id_format, from_receipt=False
             )
-            out.parts.append((mid, seq, carrier_id, "sent", 0, None))
+            out.parts.append((mid, seq, carrier_id, PartStatus.SENT, 0, None))
             return None
         if status in TEMPORARY_STATUSES:
             return None
         code = f"0x{status:08X}"
-        out.parts.append((mid, seq, None, "failed", status, code))
+        out.parts.append((mid, seq, None, PartStatus.FAILED, status, code))
         return "SUBMIT_REJECTED", f"the carrier refused part {seq}: command_status {code}"
 
     async def _record(self, name: str, out: Outcomes) -> list[asyncpg.Record]:
         if not (out.parts or out.sent or out.failed):
             return []
         async with self.pool.acquire() as conn, conn.transaction():
-            if out.parts:
-                await conn.execute(_INSERT_PARTS, name, *map(list, zip(*out.parts, strict=True)))
-            if out.sent:
-                await conn.execute(_MARK_SENT, out.sent)
-            if not out.failed:
-                return []
-            ids = list(out.failed)
-            codes = [out.failed[i][0] for i in ids]
-            texts = [out.failed[i][1] for i in ids]
-            rows = await conn.fetch(_MARK_FAILED, ids, codes, texts)
-            await conn.execute(_FAILED_HISTORY, ids, ["failed"] * len(ids), texts)
-            await refund_failed(conn, ids)
-            return list(rows)
+            await store.insert_parts(conn, name, out.parts)
+            await store.mark_sent(conn, out.sent)
+            rows = await store.mark_failed(conn, out.failed)
+            await ledger.refund_failed(conn, list(out.failed))
+            return rows

@@ -58,6 +58,9 @@ ON CONFLICT (prefix) DO NOTHING
 RETURNING id
 """
 
+#: Every connector with all its settings, as the submit worker binds them.
+ALL_CONNECTORS = "SELECT * FROM connectors ORDER BY name"
+
 #: Every route with its connector's long-message settings (what a text costs in parts).
 ROUTES_WITH_MODES = """
 SELECT r.prefix, r.connector, r.price, c.long_mode, c.gsm7_packed
@@ -77,6 +80,11 @@ async def insert_or_repoint(db: Db, spec: ConnectorSpec) -> None:
 
 async def exists(db: Db, name: str) -> bool:
     return bool(await db.fetchval(CONNECTOR_EXISTS, name))
+
+
+async def all_rows(db: Db) -> list[asyncpg.Record]:
+    """Every connectors row (all columns), by name."""
+    return list(await db.fetch(ALL_CONNECTORS))
 
 
 async def put_route(db: Db, prefix: str, connector: str, price: Decimal) -> int:

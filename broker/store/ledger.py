@@ -1,14 +1,19 @@
 """The ledger: every credit movement (top-up, adjustment, charge, refund) is written here.
 
-Each function moves a balance and writes its ledger row in one statement, so balance = sum of
-the ledger holds after every statement, not only after a transaction.
+Nothing else writes the ledger table or accounts.balance (tests/test_store.py greps the tree).
+A top-up, adjustment or refund moves a balance and writes its ledger rows in one statement;
+a charge does it in two or three, inside the charge worker's transaction, so balance = sum of
+the ledger holds at every commit.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol
 from uuid import UUID
 
 import asyncpg
@@ -53,6 +58,25 @@ UPDATE accounts a SET balance = a.balance + s.total
  WHERE a.id = s.account_id
 """
 
+#: Each account's batch total in one statement; an account whose balance cannot cover it is
+#: not returned (and not touched).
+CHARGE_ACCOUNTS = """
+UPDATE accounts a SET balance = a.balance - t.total
+  FROM unnest($1::uuid[], $2::numeric[]) AS t(id, total)
+ WHERE a.id = t.id AND a.balance >= t.total
+RETURNING a.id
+"""
+
+CHARGE_ONE = """
+UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND balance >= $2 RETURNING id
+"""
+
+CHARGE_ENTRIES = """
+INSERT INTO ledger (account_id, amount, reason, message_id)
+SELECT a, -c, 'charge', m FROM unnest($1::uuid[], $2::numeric[], $3::uuid[]) AS t(a, c, m)
+ WHERE c > 0
+"""
+
 BOOKS = """
 SELECT a.id, a.name, a.region, a.status, a.balance,
        (SELECT coalesce(sum(amount), 0) FROM ledger l WHERE l.account_id = a.id) AS ledger_sum
@@ -77,6 +101,50 @@ async def refund_failed(db: Db, message_ids: list[UUID]) -> None:
     """Give a failed message's cost back, once however often this runs for it."""
     if message_ids:
         await db.execute(REFUND_FAILED, message_ids)
+
+
+class Chargeable(Protocol):
+    """A message to charge: its account and its cost (zero: nothing to take)."""
+
+    @property
+    def id(self) -> UUID: ...
+
+    @property
+    def account_id(self) -> UUID: ...
+
+    @property
+    def cost(self) -> Decimal: ...
+
+
+async def charge(conn: asyncpg.Connection, messages: Sequence[Chargeable]) -> list[UUID]:
+    """Take every message's cost and write its charge row; return the ids the balance could
+    not cover (nothing taken for them). Run it inside a transaction.
+
+    Each account is charged its batch total in one statement; only an account whose balance
+    cannot cover the whole batch is charged message by message, in arrival order.
+    """
+    totals: dict[UUID, Decimal] = defaultdict(Decimal)
+    for m in messages:
+        totals[m.account_id] += m.cost
+    covered = {
+        r["id"] for r in await conn.fetch(CHARGE_ACCOUNTS, list(totals), list(totals.values()))
+    }
+    charged = [m for m in messages if m.account_id in covered]
+    unfunded: list[UUID] = []
+    for m in messages:
+        if m.account_id in covered:
+            continue
+        if m.cost == 0 or await conn.fetchval(CHARGE_ONE, m.account_id, m.cost):
+            charged.append(m)
+        else:
+            unfunded.append(m.id)
+    await conn.execute(
+        CHARGE_ENTRIES,
+        [m.account_id for m in charged],
+        [m.cost for m in charged],
+        [m.id for m in charged],
+    )
+    return unfunded
 
 
 @dataclass(frozen=True, slots=True)

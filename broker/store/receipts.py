@@ -1,0 +1,141 @@
+"""Carrier receipts on parts and messages, and the receipts parked until their part exists.
+
+Part of the messages aggregate (messages.py holds the rows these settle); kept apart because a
+receipt's whole life is here: applied to parts, parked, matched later, or settled by the
+no-receipt sweep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from uuid import UUID
+
+import asyncpg
+
+from broker.status import PartStatus
+from broker.store.messages import status_returning
+
+#: Final receipts onto parts still sent, matched by the carrier account (scope) and its id.
+UPDATE_PARTS = """
+UPDATE message_parts p SET status = u.status, error_code = u.error, done_at = now()
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+       AS u(scope, carrier_id, status, error)
+ WHERE p.scope = u.scope AND p.carrier_id = u.carrier_id AND p.status = 'sent'
+RETURNING p.message_id, u.scope, u.carrier_id
+"""
+
+PARK = """
+INSERT INTO pending_receipts (scope, carrier_id, state, error)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+ON CONFLICT DO NOTHING
+"""
+
+#: A message becomes delivered when every part is, undelivered as soon as one part is not;
+#: with its history row.
+SETTLE_MESSAGES = f"""
+WITH agg AS (
+    SELECT message_id,
+           CASE WHEN bool_or(status IN ('undelivered', 'failed')) THEN 'undelivered'
+                WHEN bool_and(status = 'delivered') THEN 'delivered' END AS new_status,
+           min(error_code) FILTER (WHERE status = 'undelivered') AS err
+      FROM message_parts WHERE message_id = ANY($1::uuid[]) GROUP BY message_id
+), upd AS (
+    UPDATE messages m
+       SET status = agg.new_status, done_at = now(), updated_at = now(),
+           error_code = CASE WHEN agg.new_status = 'undelivered'
+                             THEN split_part(agg.err, ':', 1) END,
+           error_text = CASE WHEN agg.new_status = 'undelivered'
+                             THEN 'the carrier reported ' || agg.err END
+      FROM agg
+     WHERE m.id = agg.message_id AND agg.new_status IS NOT NULL AND m.status = 'sent'
+    RETURNING {status_returning("m")}
+), history AS (
+    INSERT INTO message_events (message_id, status, detail)
+    SELECT id, status, error_text FROM upd
+)
+SELECT * FROM upd
+"""
+
+MATCHED_PENDING = """
+SELECT pr.scope, pr.carrier_id, pr.state, pr.error
+  FROM pending_receipts pr
+  JOIN message_parts p ON p.scope = pr.scope AND p.carrier_id = pr.carrier_id
+ LIMIT 1000
+"""
+
+#: The parked receipts just applied, and any older than two days (their part never came).
+DROP_PENDING = """
+DELETE FROM pending_receipts
+ WHERE (scope, carrier_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+    OR received_at < now() - interval '2 days'
+"""
+
+SETTLE_UNRECEIPTED = f"""
+WITH stale AS (
+    SELECT id FROM messages
+     WHERE status = 'sent' AND sent_at < now() - $1::interval
+     ORDER BY sent_at LIMIT $2
+       FOR UPDATE SKIP LOCKED
+), upd AS (
+    UPDATE messages m
+       SET status = 'undelivered', error_code = 'NO_RECEIPT',
+           error_text = 'the carrier sent no delivery receipt in time', done_at = now(),
+           updated_at = now()
+      FROM stale
+     WHERE m.id = stale.id
+    RETURNING {status_returning("m")}
+), history AS (
+    INSERT INTO message_events (message_id, status, detail)
+    SELECT id, 'undelivered', 'NO_RECEIPT' FROM upd
+)
+SELECT * FROM upd
+"""
+
+
+async def update_parts(
+    conn: asyncpg.Connection,
+    scopes: Sequence[str],
+    carrier_ids: Sequence[str],
+    statuses: Sequence[PartStatus],
+    errors: Sequence[str | None],
+) -> list[asyncpg.Record]:
+    """Apply final receipts to parts still sent: (message_id, scope, carrier_id) of each."""
+    return list(await conn.fetch(UPDATE_PARTS, scopes, carrier_ids, statuses, errors))
+
+
+async def park(
+    conn: asyncpg.Connection,
+    scopes: Sequence[str],
+    carrier_ids: Sequence[str],
+    states: Sequence[str],
+    errors: Sequence[str | None],
+) -> None:
+    """Keep receipts (their raw state) whose part is not recorded yet."""
+    await conn.execute(PARK, scopes, carrier_ids, states, errors)
+
+
+async def settle_messages(
+    conn: asyncpg.Connection, message_ids: list[UUID]
+) -> list[asyncpg.Record]:
+    """Messages whose parts all reached an outcome take theirs; their STATUS_RETURNING rows."""
+    return list(await conn.fetch(SETTLE_MESSAGES, message_ids))
+
+
+async def matched_pending(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Up to 1000 parked receipts (scope, carrier_id, state, error) whose part now exists."""
+    return list(await conn.fetch(MATCHED_PENDING))
+
+
+async def drop_pending(
+    conn: asyncpg.Connection, scopes: Sequence[str], carrier_ids: Sequence[str]
+) -> None:
+    await conn.execute(DROP_PENDING, scopes, carrier_ids)
+
+
+async def settle_unreceipted(
+    conn: asyncpg.Connection, older_than: timedelta, limit: int
+) -> list[asyncpg.Record]:
+    """Up to ``limit`` messages sent longer ago than ``older_than`` become undelivered
+    (NO_RECEIPT); their STATUS_RETURNING rows."""
+    return list(await conn.fetch(SETTLE_UNRECEIPTED, older_than, limit))
