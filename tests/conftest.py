@@ -75,3 +75,15 @@ async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     assert p is not None
     yield p
     await p.close()
+
+
+@pytest.fixture
+async def conn(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection whose every write is rolled back after the test."""
+    async with pool.acquire() as c:
+        tx = c.transaction()
+        await tx.start()
+        try:
+            yield c
+        finally:
+            await tx.rollback()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from enum import StrEnum
 
 import asyncpg
@@ -22,16 +21,6 @@ from broker.store.ledger import LedgerReason
 OUTSIDE = ("cancelled", "DELIVERED", "pending", "expired", "", "sent ")
 
 
-@pytest.fixture
-async def conn(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """A connection whose every write is rolled back after the test."""
-    async with pool.acquire() as c:
-        tx = c.transaction()
-        await tx.start()
-        try:
-            yield c
-        finally:
-            await tx.rollback()
 
 
 def _quoted(definition: str) -> set[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import re
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from pathlib import Path
@@ -22,16 +21,6 @@ from broker.store import accounts, connectors, ledger
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-async def conn(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """A connection whose every write is rolled back after the test."""
-    async with pool.acquire() as c:
-        tx = c.transaction()
-        await tx.start()
-        try:
-            yield c
-        finally:
-            await tx.rollback()
 
 
 async def _ledger(conn: asyncpg.Connection, account_id: uuid.UUID) -> list[tuple[str, Decimal]]:
