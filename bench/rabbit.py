@@ -45,7 +45,7 @@ async def _consumers(connection: aio_pika.abc.AbstractConnection, name: str) -> 
 def queue_names(
     names: QueueNames, connectors: Sequence[str], retry_delays: Sequence[float]
 ) -> list[str]:
-    fixed = [names.ingest, names.events, names.webhooks]
+    fixed = [names.ingest, names.events, names.webhooks, names.dead]
     return (
         fixed
         + [names.submit(c) for c in connectors]

@@ -280,6 +280,19 @@ async def test_in_process_run_loses_nothing(pg_dsn: str, amqp_url: str) -> None:
     own = next(p for p in doc["processes"] if p["name"].startswith("bench"))
     assert own["peak_rss_kb"] > 0
     assert await _bench_databases(pg_dsn) == before  # its database was dropped
+    assert _queues_of(amqp_url, "bench-") == []  # and its queues deleted (this module's vhost)
+
+
+def _queues_of(amqp_url: str, prefix: str) -> list[str]:
+    vhost = amqp_url.rsplit("/", 1)[1] or "/"
+    listed = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.split()
+    return [name for name in listed if name.startswith(prefix)]
 
 
 async def test_in_process_batches_with_a_short_last_request(pg_dsn: str, amqp_url: str) -> None:

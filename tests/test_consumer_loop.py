@@ -128,7 +128,7 @@ async def test_transient_retry_is_handed_back_on_stop(amqp: Amqp) -> None:
     async def down(deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
         raise DependencyUnavailable("away")
 
-    policy = RetryPolicy(Backoff(first=30.0), unexpected_attempts=3)
+    policy = RetryPolicy(Backoff(first=30.0, cap=30.0), unexpected_attempts=3)
     consumer = Consumer(amqp, amqp.names.ingest, down, name="t", prefetch=1, policy=policy)
     await consumer.start()
     await amqp.publish(amqp.names.ingest, {"requests": []})
@@ -141,7 +141,7 @@ async def test_transient_retry_is_handed_back_on_stop(amqp: Amqp) -> None:
 
 def test_backoff_doubles_and_is_capped() -> None:
     backoff = Backoff()
-    assert [backoff.delay(n) for n in (1, 2, 3, 7, 8, 50)] == [0.5, 1.0, 2.0, 30.0, 30.0, 30.0]
+    assert [backoff.delay(n) for n in (1, 2, 3, 7, 8, 50)] == [0.5, 1.0, 2.0, 5.0, 5.0, 5.0]
 
 
 async def test_unknown_version_is_dead_lettered_naming_it(amqp: Amqp) -> None:

@@ -58,11 +58,15 @@ Handler = Callable[[list[AbstractIncomingMessage], int], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Pauses that grow (``first`` × ``factor``ⁿ) up to ``cap`` seconds."""
+    """Pauses that grow (``first`` × ``factor``ⁿ) up to ``cap`` seconds.
+
+    The cap is also the longest a worker idles after a dependency comes back: 5 s keeps an
+    outage to a few attempts a second across the roles, and recovery within seconds.
+    """
 
     first: float = 0.5
     factor: float = 2.0
-    cap: float = 30.0
+    cap: float = 5.0
 
     def delay(self, attempt: int) -> float:
         """The pause after failed attempt number ``attempt`` (1-based)."""
