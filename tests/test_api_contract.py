@@ -243,3 +243,25 @@ async def test_an_unexpected_error_is_a_500_in_the_error_shape_without_a_traceba
         "error": {"code": "INTERNAL_ERROR", "message": "the gateway failed to answer this request"}
     }
     assert "sk_live" not in text and "Traceback" not in text
+
+
+def test_every_example_in_the_document_is_valid_for_its_model() -> None:
+    from pydantic import BaseModel
+
+    from api.app import create_app
+    from api.openapi import document
+    from api.schemas import common, messages, webhooks
+
+    doc = document(create_app(Settings()))
+    models: dict[str, type[BaseModel]] = {
+        name: model
+        for module in (common, messages, webhooks)
+        for name, model in vars(module).items()
+        if isinstance(model, type) and issubclass(model, BaseModel)
+    }
+    checked = 0
+    for name, schema in doc["components"]["schemas"].items():
+        for example in schema.get("examples", []):
+            models[name].model_validate(example, context={"region": "US"})
+            checked += 1
+    assert checked >= 4

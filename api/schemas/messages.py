@@ -144,6 +144,33 @@ class AcceptedMessage(BaseModel):
 class SendAccepted(BaseModel):
     """Durably queued: from this answer on, every message reaches a final state."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "batch_id": "6f1c1b9e-3a52-4d3e-9a43-0b7e52a1c2d4",
+                    "estimated_cost": 2,
+                    "messages": [
+                        {
+                            "id": "0b5d7f0e-8a1e-4f43-bb3f-5f4e8f1f9a10",
+                            "to": "+14155552671",
+                            "status": "queued",
+                            "encoding": "GSM7",
+                            "segments": 1,
+                        },
+                        {
+                            "id": "9d2e4c1a-77b0-4a55-a3f2-1c0d8e6b5f21",
+                            "to": "+14155552672",
+                            "status": "queued",
+                            "encoding": "GSM7",
+                            "segments": 1,
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
     batch_id: UUID | None = Field(description="Set when the send has more than one recipient.")
     estimated_cost: Number
     messages: list[AcceptedMessage]
