@@ -14,7 +14,7 @@ from api import account, health, messages, openapi, webhooks
 from api.auth import KeyCache, RateLimiter, auth_middleware
 from api.context import AMQP, INGEST, POOL, ROUTES, SETTINGS
 from api.contract import register
-from api.errors import error_body, error_response
+from api.errors import error_body, error_response, http_error_response
 from api.metrics import metrics_middleware
 from broker.config import Settings
 from broker.db import create_pool
@@ -26,14 +26,6 @@ from broker.routing import RouteTable
 log = structlog.get_logger(__name__)
 
 
-_HTTP_CODES = {
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-}
-
-
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -43,10 +35,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "BAD_REQUEST" if exc.status < 500 else "SERVER_ERROR")
-        return web.json_response(
-            error_body(code, exc.reason), status=exc.status, headers=_keep_allow(exc)
-        )
+        return http_error_response(exc)
     except asyncio.CancelledError:
         raise
     except Exception:  # noqa: BLE001 - the HTTP boundary: a bug answers 500, never a traceback
@@ -60,11 +49,6 @@ def _route(request: web.Request) -> str:
     """The route's pattern, not the path: a path or query may carry a key or a number."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
-
-
-def _keep_allow(exc: web.HTTPException) -> dict[str, str]:
-    allow = exc.headers.get("Allow")
-    return {"Allow": allow} if allow else {}
 
 
 def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Application:

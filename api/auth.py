@@ -16,8 +16,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from api.context import CALLER, POOL, Caller
-from api.errors import ApiError
+from api.errors import ApiError, error_response, http_error_response
 from broker.db import unavailable_as_error
+from broker.errors import BrokerError
 from broker.keys import key_hash
 from broker.status import AccountStatus
 from broker.store import keys as key_store
@@ -148,7 +149,15 @@ def auth_middleware(limiter: RateLimiter, cache: KeyCache) -> Middleware:
                 extra={"retry_after": reset},
             )
         request[CALLER] = found
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except BrokerError as exc:
+            response = error_response(exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = http_error_response(exc)
+        # On every answer to a known key, errors included, so a client can pace itself.
         response.headers.update(limit_headers)
         return response
 

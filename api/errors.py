@@ -89,3 +89,22 @@ def error_response(exc: BrokerError) -> web.Response:
         status=status,
         headers=headers,
     )
+
+
+_HTTP_CODES = {
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def http_error_response(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusals (no route, wrong method, body too large) in the one shape."""
+    code = _HTTP_CODES.get(exc.status, "BAD_REQUEST" if exc.status < 500 else "SERVER_ERROR")
+    allow = exc.headers.get("Allow")
+    return web.json_response(
+        error_body(code, exc.reason),
+        status=exc.status,
+        headers={"Allow": allow} if allow else None,
+    )

@@ -158,7 +158,7 @@ def _success(endpoint: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
     return answer
 
 
-def _error(status: int, error_ref: dict[str, Any]) -> dict[str, Any]:
+def _error(status: int, error_ref: dict[str, Any], *, rated: bool) -> dict[str, Any]:
     description, code, message = ERRORS[status]
     answer: dict[str, Any] = {
         "description": description,
@@ -166,10 +166,11 @@ def _error(status: int, error_ref: dict[str, Any]) -> dict[str, Any]:
             JSON: {"schema": error_ref, "example": {"error": {"code": code, "message": message}}}
         },
     }
-    if status == 429:
-        answer["headers"] = _int_headers({"Retry-After": "Seconds to wait", **_RATE_HEADERS})
-    elif status == 503:
-        answer["headers"] = _int_headers({"Retry-After": "Seconds to wait"})
+    headers = dict(_RATE_HEADERS) if rated and status != 401 else {}
+    if status in (429, 503):
+        headers["Retry-After"] = "Seconds to wait"
+    if headers:
+        answer["headers"] = _int_headers(headers)
     return answer
 
 
@@ -181,7 +182,7 @@ def _operation(endpoint: Endpoint, refs: dict[Any, Any], schemas: dict[str, Any]
         responses[str(status)] = _success(endpoint, refs)
     error_ref = refs[(ErrorResponse, "serialization")]
     for status in error_statuses(endpoint):
-        responses.setdefault(str(status), _error(status, error_ref))
+        responses.setdefault(str(status), _error(status, error_ref, rated=not endpoint.public))
     operation: dict[str, Any] = {
         "operationId": endpoint.handler.__name__,
         "tags": [endpoint.tag],

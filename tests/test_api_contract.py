@@ -265,3 +265,16 @@ def test_every_example_in_the_document_is_valid_for_its_model() -> None:
             models[name].model_validate(example, context={"region": "US"})
             checked += 1
     assert checked >= 4
+
+
+async def test_rate_limit_headers_come_with_errors_too(api: Api) -> None:
+    """A client paces itself by these headers; an error answer is still a counted request."""
+    for path in ("/v1/messages?limit=0", f"/v1/messages/{uuid.uuid4()}", "/v1/nothing-here"):
+        async with api.http.get(f"{api.url}{path}", headers=api.headers) as resp:
+            assert resp.status in (400, 404)
+            assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(
+                resp.headers
+            ), path
+            assert (await resp.json())["error"]["code"]
+    status, _ = await api.post("text", "text/plain")
+    assert status == 415
