@@ -45,7 +45,7 @@ async def create_webhook(request: web.Request) -> WebhookCreated:
     spec = body_of(request, WebhookCreate).spec
     async with unavailable_as_error():
         webhook = await store.create(request.app[POOL], who.account_id, spec)
-    return WebhookCreated.model_validate(webhook.public(with_secret=True))
+    return WebhookCreated.model_validate(webhook, from_attributes=True)
 
 
 @endpoints.get("/v1/webhooks", response=WebhookList, summary="The account's endpoints")
@@ -53,7 +53,7 @@ async def list_webhooks(request: web.Request) -> WebhookList:
     who = caller(request)
     async with unavailable_as_error():
         found = await store.list_for(request.app[POOL], who.account_id)
-    return WebhookList.model_validate({"data": [w.public() for w in found]})
+    return WebhookList(data=[Webhook.model_validate(w, from_attributes=True) for w in found])
 
 
 @endpoints.get("/v1/webhooks/{id}", response=Webhook, summary="One endpoint (no secret)")
@@ -64,7 +64,7 @@ async def get_webhook(request: web.Request) -> Webhook:
         webhook = await store.get(request.app[POOL], who.account_id, webhook_id)
     if webhook is None:
         raise _not_found(webhook_id)
-    return Webhook.model_validate(webhook.public())
+    return Webhook.model_validate(webhook, from_attributes=True)
 
 
 @endpoints.delete("/v1/webhooks/{id}", status=204, summary="Delete an endpoint")

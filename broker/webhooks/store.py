@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -18,28 +17,8 @@ from broker.webhooks.signing import new_secret
 MAX_ENDPOINTS = 20
 
 
-@dataclass(frozen=True, slots=True)
-class Webhook:
-    id: UUID
-    url: str
-    events: tuple[str, ...]
-    secret: str
-    created_at: datetime
-
-    def public(self, *, with_secret: bool = False) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "id": str(self.id),
-            "url": self.url,
-            "events": list(self.events),
-            "created_at": iso(self.created_at),
-        }
-        if with_secret:
-            doc["secret"] = self.secret
-        return doc
-
-
-def _webhook(row: webhooks_db.EndpointRow) -> Webhook:
-    return Webhook(row.id, row.url, row.events, row.secret, row.created_at)
+#: An endpoint as stored (the API's response models read it by attribute).
+Webhook = webhooks_db.EndpointRow
 
 
 async def create(pool: asyncpg.Pool, account_id: UUID, spec: EndpointSpec) -> Webhook:
@@ -52,16 +31,15 @@ async def create(pool: asyncpg.Pool, account_id: UUID, spec: EndpointSpec) -> We
                 code="WEBHOOK_LIMIT",
             )
         row = await webhooks_db.insert(conn, account_id, spec.url, spec.events, new_secret())
-    return _webhook(row)
+    return row
 
 
 async def list_for(pool: asyncpg.Pool, account_id: UUID) -> list[Webhook]:
-    return [_webhook(r) for r in await webhooks_db.list_for(pool, account_id)]
+    return await webhooks_db.list_for(pool, account_id)
 
 
 async def get(pool: asyncpg.Pool, account_id: UUID, webhook_id: UUID) -> Webhook | None:
-    row = await webhooks_db.get(pool, account_id, webhook_id)
-    return None if row is None else _webhook(row)
+    return await webhooks_db.get(pool, account_id, webhook_id)
 
 
 async def delete(pool: asyncpg.Pool, account_id: UUID, webhook_id: UUID) -> bool:
