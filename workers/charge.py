@@ -52,7 +52,7 @@ from workers.poison import (
     dead_letter_rejected,
     process_isolating,
 )
-from workers.sanitize import INVALID_MESSAGE, sanitized, unstorable
+from workers.sanitize import INVALID_MESSAGE, LIMITS, sanitized, unstorable
 
 log = structlog.get_logger(__name__)
 
@@ -90,8 +90,8 @@ class NewMessage:
         if code == INVALID_MESSAGE:
             self.body = sanitized(self.body, limit=None, nonempty=True) or "\ufffd"
             self.sender = sanitized(self.sender, limit=None)
-            self.client_ref = sanitized(self.client_ref, limit=200)
-            self.callback_url = sanitized(self.callback_url, limit=2000)
+            self.client_ref = sanitized(self.client_ref, limit=LIMITS["client_ref"])
+            self.callback_url = sanitized(self.callback_url, limit=LIMITS["callback_url"])
 
 
 def expand(request: IngestRequest) -> list[NewMessage]:

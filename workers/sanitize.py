@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from broker.text import MAX_CALLBACK_URL, MAX_CLIENT_REF, has_unstorable
+
 INVALID_MESSAGE: Final = "INVALID_MESSAGE"
 
-#: Column limits of the messages table (sql/002_messages.sql).
-LIMITS: Final = {"client_ref": 200, "callback_url": 2000}
+#: Column limits of the messages table.
+LIMITS: Final = {"client_ref": MAX_CLIENT_REF, "callback_url": MAX_CALLBACK_URL}
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -32,7 +33,7 @@ def unstorable(
     for name, value in fields.items():
         if value is None:
             continue
-        if _UNSTORABLE.search(value):
+        if has_unstorable(value):
             return f"{name} holds a NUL character or a lone surrogate"
         if len(value) > LIMITS.get(name, len(value)):
             return f"{name} is longer than {LIMITS[name]} characters"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -17,19 +16,17 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from broker.errors import InputError
+from broker.text import has_unstorable
 from broker.webhooks.destinations import refused_destination
 from broker.webhooks.endpoints import parse_url
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Characters PostgreSQL text cannot hold (NUL) or UTF-8 cannot encode (lone surrogates).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
 
 def storable(value: str) -> str:
     """Refuse what no worker could store: a 202 must never be followed by a lost request."""
-    if _UNSTORABLE.search(value):
+    if has_unstorable(value):
         raise PydanticCustomError(
             "INVALID_CHARACTER",
             "contains a NUL character or a lone surrogate, which cannot be stored or sent",

@@ -31,15 +31,16 @@ from api.schemas.common import (
 )
 from broker.phone import check_sender, parse_recipients
 from broker.status import MessageStatus, PartStatus
+from broker.text import MAX_CALLBACK_URL, MAX_CLIENT_REF
 
 Status = MessageStatus
 EncodingName = Literal["GSM7", "UCS2"]
 ClientRef = Annotated[
-    Annotated[str, Field(max_length=200), AfterValidator(storable)] | None,
+    Annotated[str, Field(max_length=MAX_CLIENT_REF), AfterValidator(storable)] | None,
     BeforeValidator(blank_as_none),
 ]
 CallbackUrl = Annotated[
-    Annotated[str, Field(max_length=2000), AfterValidator(storable)] | None,
+    Annotated[str, Field(max_length=MAX_CALLBACK_URL), AfterValidator(storable)] | None,
     BeforeValidator(blank_as_none),
 ]
 
