@@ -34,7 +34,7 @@ from api.schemas.messages import (
 from broker.accounts import parse_uuid
 from broker.db import unavailable_as_error
 from broker.errors import BrokerError, InputError, InsufficientCredits, NotFound
-from broker.long_mode import LongMode, segment
+from broker.long_mode import LongMode, PartCounter
 from broker.queue_messages import IngestRequest
 from broker.resources import iso, message_resource, number, part_resource
 from broker.routing import RouteTable
@@ -60,16 +60,15 @@ def _check_channel(send: SendRequest, who: Caller) -> None:
 
 def plan(send: SendRequest, routes: RouteTable) -> tuple[list[AcceptedMessage], Decimal]:
     """Each recipient's message as the charge worker will count it, and the estimated cost."""
-    counts: dict[LongMode, tuple[EncodingName, int]] = {}
+    count = PartCounter()
     messages: list[AcceptedMessage] = []
     estimate = Decimal(0)
     for to in send.recipients:
         route = routes.match(to)
         mode = route.mode if route is not None else LongMode()
-        if mode not in counts:
-            seg = segment(send.body, mode, max_chars=len(send.body))
-            counts[mode] = ("GSM7" if seg.encoding is Encoding.GSM7 else "UCS2", seg.segments)
-        encoding, segments = counts[mode]
+        seg = count(send.body, mode)
+        encoding: EncodingName = "GSM7" if seg.encoding is Encoding.GSM7 else "UCS2"
+        segments = seg.segments
         if route is not None:
             estimate += route.price * segments
         messages.append(

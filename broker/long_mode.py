@@ -34,3 +34,18 @@ def segment(body: str, mode: LongMode, *, max_chars: int = DEFAULT_MAX_CHARS) ->
     on the air with an 8-bit UDH, so both are counted as udh8; only udh16 differs.
     """
     return split(body, udh16=mode.udh16, max_chars=max_chars)
+
+
+class PartCounter:
+    """segment() once per distinct (text, mode): the recipients of one request share a text,
+    and most share a connector mode. The API's answer and the charge worker count with it."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, LongMode], Segmentation] = {}
+
+    def __call__(self, body: str, mode: LongMode) -> Segmentation:
+        key = (body, mode)
+        found = self._seen.get(key)
+        if found is None:
+            found = self._seen[key] = segment(body, mode, max_chars=max(1, len(body)))
+        return found

@@ -29,7 +29,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from broker.errors import InputError
-from broker.long_mode import LongMode, segment
+from broker.long_mode import LongMode, PartCounter
 from broker.notify import publish_events, status_events
 from broker.queue_messages import (
     IngestBatch,
@@ -40,7 +40,6 @@ from broker.queue_messages import (
 )
 from broker.queues import SUBMIT_CHUNK, Amqp
 from broker.routing import RouteTable
-from broker.segmentation import Segmentation
 from broker.status import MessageStatus
 from broker.store import ledger
 from broker.store import messages as store
@@ -112,20 +111,6 @@ def expand(request: IngestRequest) -> list[NewMessage]:
     ]
 
 
-class _Counter:
-    """segment() per distinct (text, mode): a request's recipients share one text object."""
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, LongMode], Segmentation] = {}
-
-    def __call__(self, body: str, mode: LongMode) -> Segmentation:
-        key = (body, mode)
-        found = self._seen.get(key)
-        if found is None:
-            found = self._seen[key] = segment(body, mode, max_chars=max(1, len(body)))
-        return found
-
-
 class ChargeWorker:
     def __init__(self, pool: asyncpg.Pool, amqp: Amqp, *, batch_size: int = 200) -> None:
         self.pool = pool
@@ -183,7 +168,7 @@ class ChargeWorker:
 
     def _route(self, messages: list[NewMessage]) -> None:
         """Choose each message's connector, and count its parts with that connector's mode."""
-        count = _Counter()
+        count = PartCounter()
         for m in messages:
             problem = unstorable(m.body, m.sender, m.client_ref, m.callback_url)
             if m.error is None and problem is not None:
