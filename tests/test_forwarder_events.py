@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from broker.queue_messages import InboundEvent, ReceiptEvent, pack, to_json, unpack_carrier_events
+from broker.queue_messages import (
+    InboundEvent,
+    NotDecodable,
+    ReceiptEvent,
+    pack,
+    to_json,
+    unpack_carrier_events,
+)
 from broker.segmentation import build_udh
 from broker.smpp.constants import CommandId, MessageState, Tag
 from broker.smpp.pdu import Pdu, cstring_tlv, int_tlv
@@ -119,3 +126,20 @@ def test_sar_fragment_missing_a_value_is_kept_whole() -> None:
         deliver({"short_message": b"text"}, {Tag.SAR_MSG_REF_NUM: int_tlv(300, 2)}),
     )
     assert isinstance(event, InboundEvent) and event.concat is None and event.text == "text"
+
+
+def test_bad_carrier_events_are_set_aside_one_by_one() -> None:
+    """A packed message with one event of an unknown version and one broken event keeps the
+    good one; each bad one is rejected alone, the unknown version named."""
+    receipt = deliver_event(
+        "c1", "as-is", deliver({"esm_class": 0x04, "short_message": b"id:9 stat:DELIVRD err:000"})
+    )
+    future = {**receipt.model_dump(mode="json"), "v": 2}
+    broken = {"kind": "receipt", "connector": "c1"}
+    body = pack("events", [to_json(receipt), to_json(future), to_json(broken)])
+    found = unpack_carrier_events(body)
+    assert found.items == [receipt]
+    assert [r.version for r in found.rejected] == [2, None]
+    assert found.rejected[0].reason == "unknown version 2"
+    with pytest.raises(NotDecodable, match="unknown version 3"):
+        unpack_carrier_events(b'{"v": 3, "events": []}')
