@@ -175,33 +175,26 @@ class Consumer:
                 await self._handle(deliveries, 1 + transient + unexpected)
             except TRANSIENT as exc:
                 transient += 1
-                pause = self.policy.backoff.delay(transient)
-                log.warning(
-                    "work failed on a dependency; retrying",
-                    consumer=self.name,
-                    size=len(deliveries),
-                    attempt=transient,
-                    pause=pause,
-                    error=repr(exc),
-                )
+                why, attempt, error = "on a dependency", transient, exc
             except Exception as exc:  # noqa: BLE001 - the one boundary where a bug is caught
                 unexpected += 1
                 if unexpected >= self.policy.unexpected_attempts:
                     log.exception("work failed unexpectedly; giving up", consumer=self.name)
                     await self._give_up(deliveries, exc)
                     return
-                pause = self.policy.backoff.delay(unexpected)
-                log.warning(
-                    "work failed unexpectedly; retrying",
-                    consumer=self.name,
-                    size=len(deliveries),
-                    attempt=unexpected,
-                    pause=pause,
-                    error=repr(exc),
-                )
+                why, attempt, error = "unexpectedly", unexpected, exc
             else:
                 await self._settle(deliveries, ack=True)
                 return
+            pause = self.policy.backoff.delay(attempt)
+            log.warning(
+                f"work failed {why}; retrying",
+                consumer=self.name,
+                size=len(deliveries),
+                attempt=attempt,
+                pause=pause,
+                error=repr(error),
+            )
             if not await self._pause(pause, deliveries):
                 return
 
