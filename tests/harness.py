@@ -8,7 +8,8 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -183,6 +184,36 @@ async def start_sim(**overrides: Any) -> SmscSimulator:
     sim = SmscSimulator(sim_config(**overrides))
     await sim.start()
     return sim
+
+
+@dataclass
+class Gateway:
+    """The API and every worker role on one process's loop, and a customer's HTTP client and
+    webhook endpoint."""
+
+    api: str
+    http: aiohttp.ClientSession
+    receiver: WebhookReceiver
+
+
+@asynccontextmanager
+async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
+    from api.server import start_api
+    from workers.runner import WorkerSet
+
+    receiver = WebhookReceiver()
+    await receiver.start()
+    workers = WorkerSet(settings)
+    await workers.start()
+    runner = await start_api(settings, "127.0.0.1", 0)
+    http = aiohttp.ClientSession()
+    try:
+        yield Gateway(f"http://127.0.0.1:{runner.addresses[0][1]}", http, receiver)
+    finally:
+        await http.close()
+        await runner.cleanup()
+        await workers.stop()
+        await receiver.stop()
 
 
 def with_settings(base: Settings, **overrides: Any) -> Settings:

@@ -19,7 +19,6 @@ import aiohttp
 import asyncpg
 import pytest
 
-from api.server import start_api
 from broker import accounts
 from broker.config import Settings
 from broker.queue_messages import IngestRequest
@@ -29,11 +28,11 @@ from tests.harness import (
     Customer,
     WebhookReceiver,
     add_connector,
+    gateway,
     ledger_consistent,
     new_customer,
     start_sim,
 )
-from workers.runner import WorkerSet
 
 PREFIX16 = "1212556"
 
@@ -81,20 +80,11 @@ async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
     async with pool.acquire() as conn:
         await accounts.add_route(conn, "", f"cc8-{suffix}", Decimal(1))
         await accounts.add_route(conn, PREFIX16, f"cc16-{suffix}", Decimal(2))
-    receiver = WebhookReceiver()
-    await receiver.start()
-    workers = WorkerSet(settings)
-    await workers.start()
-    runner = await start_api(settings, "127.0.0.1", 0)
-    http = aiohttp.ClientSession()
     amqp = Amqp(settings.amqp_url, QueueNames(settings.queue_prefix))
-    await amqp.connect()
-    yield Stack(f"http://127.0.0.1:{runner.addresses[0][1]}", http, pool, sim, receiver, amqp)
-    await amqp.close()
-    await http.close()
-    await runner.cleanup()
-    await workers.stop()
-    await receiver.stop()
+    async with gateway(settings) as gw:
+        await amqp.connect()
+        yield Stack(gw.api, gw.http, pool, sim, gw.receiver, amqp)
+        await amqp.close()
     await sim.stop()
 
 

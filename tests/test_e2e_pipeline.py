@@ -20,7 +20,6 @@ import pytest
 
 from api.auth import KeyCache
 from api.context import Caller
-from api.server import start_api
 from broker import accounts
 from broker.config import Settings
 from broker.queues import Amqp, QueueNames
@@ -29,12 +28,12 @@ from tests.harness import (
     Customer,
     WebhookReceiver,
     add_connector,
+    gateway,
     ledger_consistent,
     new_customer,
     start_sim,
     verify_standard_webhook,
 )
-from workers.runner import WorkerSet
 
 
 @dataclass
@@ -77,18 +76,8 @@ async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
     await add_connector(pool, "sim", sim.port)
     async with pool.acquire() as conn:
         await accounts.add_route(conn, "", "sim", Decimal(1))
-    receiver = WebhookReceiver()
-    await receiver.start()
-    workers = WorkerSet(settings)
-    await workers.start()
-    runner = await start_api(settings, "127.0.0.1", 0)
-    port = runner.addresses[0][1]
-    http = aiohttp.ClientSession()
-    yield Stack(f"http://127.0.0.1:{port}", http, pool, sim, receiver)
-    await http.close()
-    await runner.cleanup()
-    await workers.stop()
-    await receiver.stop()
+    async with gateway(settings) as gw:
+        yield Stack(gw.api, gw.http, pool, sim, gw.receiver)
     await sim.stop()
 
 
