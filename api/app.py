@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api import account, health, messages, openapi, webhooks
+from api import account, docs, health, messages, openapi, webhooks
 from api.auth import KeyCache, RateLimiter, auth_middleware
 from api.context import AMQP, INGEST, POOL, ROUTES, SETTINGS
 from api.contract import register
@@ -80,15 +79,6 @@ def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Applicati
     app.cleanup_ctx.append(resources)
     for module in (health, account, messages, webhooks):
         register(app, module.endpoints)
-    _docs(app)
+    docs.register(app)
     openapi.install(app)
     return app
-
-
-def _docs(app: web.Application) -> None:
-    """The human-readable page of the OpenAPI document, when this build ships it."""
-    try:
-        docs = importlib.import_module("api.docs")
-    except ImportError:
-        return
-    docs.register(app)
