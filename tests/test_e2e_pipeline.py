@@ -314,6 +314,42 @@ async def test_tenants_do_not_see_each_other(stack: Stack) -> None:
     assert [m["id"] for m in listing["data"]] == [mid]
 
 
+async def test_every_route_with_an_id_keeps_tenants_apart(stack: Stack) -> None:
+    """Walks the OpenAPI document: every route that names a resource answers another account
+    404 (reading, deleting, listing its parts) and leaves the owner's resource as it was. A
+    route added without an entry in RESOURCE fails here until its isolation is walked too."""
+    alice, bob = await stack.customer(), await stack.customer()
+    _, sent = await stack.send(alice, {"to": [us_number(), us_number()], "body": "private"})
+    await stack.final_webhook(alice, sent["messages"][0]["id"])
+    _, hooks = await stack.get(alice, "/v1/webhooks")
+    ids = {
+        "message": sent["messages"][0]["id"],
+        "batch": sent["batch_id"],
+        "webhook": hooks["data"][0]["id"],
+    }
+    resource = {
+        "/v1/messages/{id}": "message",
+        "/v1/batches/{id}": "batch",
+        "/v1/webhooks/{id}": "webhook",
+        "/v1/webhooks/{id}/deliveries": "webhook",
+    }
+    async with stack.http.get(f"{stack.api}/openapi.json") as resp:
+        paths = (await resp.json())["paths"]
+    assert {p for p in paths if "{" in p} == set(resource)
+    for path, item in paths.items():
+        if "{" not in path:
+            continue
+        url = path.replace("{id}", ids[resource[path]])
+        for method in item:
+            async with stack.http.request(method, f"{stack.api}{url}", headers=bob.headers) as r:
+                assert r.status == 404, (method, path, await r.text())
+        status, _ = await stack.get(alice, url)
+        assert status == 200, path
+    for listing in ("/v1/messages", "/v1/webhooks"):
+        _, page = await stack.get(bob, listing)
+        assert not {item["id"] for item in page["data"]} & set(ids.values()), listing
+
+
 async def test_concurrent_sends_never_overdraw(stack: Stack) -> None:
     customer = await stack.customer(credits=5)
     results = await asyncio.gather(
