@@ -9,7 +9,19 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api import account, docs, health, messages, openapi, webhooks
+from api import (
+    account,
+    docs,
+    health,
+    inbound,
+    keys,
+    messages,
+    openapi,
+    opt_outs,
+    otp,
+    sender_ids,
+    webhooks,
+)
 from api.auth import KeyCache, RateLimiter, auth_middleware
 from api.context import AMQP, INGEST, POOL, ROUTES, SETTINGS
 from api.contract import register
@@ -77,7 +89,17 @@ def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Applicati
         await app[POOL].close()
 
     app.cleanup_ctx.append(resources)
-    for module in (health, account, messages, webhooks):
+    for module in (
+        health,
+        account,
+        keys,
+        messages,
+        otp,
+        sender_ids,
+        opt_outs,
+        inbound,
+        webhooks,
+    ):
         register(app, module.endpoints)
     docs.register(app)
     openapi.install(app)

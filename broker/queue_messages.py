@@ -68,6 +68,15 @@ class IngestRequest(QueueMessage):
     accepted_at: datetime
     #: (message id, E.164 number) per recipient.
     recipients: list[tuple[UUID, str]]
+    #: Stored as ``scheduled`` (charged now) and handed on by the scheduler at this time.
+    scheduled_at: datetime | None = None
+    #: Not submitted by then: failed EXPIRED and refunded (also the submit_sm validity_period).
+    expires_at: datetime | None = None
+    #: Recipients (message ids) that opted out of the account: failed OPTED_OUT, uncharged.
+    opted_out: list[UUID] = []
+    #: The text the carrier gets when it must differ from the stored ``body`` (an OTP's code,
+    #: which no table may hold: ``body`` has it masked). Never in a repr or a log.
+    plain_body: str | None = Field(default=None, repr=False)
 
 
 class IngestBatch(QueueMessage):
@@ -84,6 +93,9 @@ class SubmitJob(QueueMessage):
 
     ids: list[UUID]
     retry: bool = False
+    #: Per message, the text to send instead of its stored (masked) body: see
+    #: IngestRequest.plain_body. Never in a repr or a log.
+    plain_bodies: dict[UUID, str] = Field(default_factory=dict, repr=False)
 
 
 # --- carrier events: submit worker's binds → events worker ---------------------------------

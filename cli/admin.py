@@ -1,4 +1,4 @@
-"""Operator commands: migrate, account, key, connector, route, number."""
+"""Operator commands: migrate, account, connector, route, number."""
 
 from __future__ import annotations
 
@@ -14,20 +14,20 @@ from broker.migrate import migrate
 from cli.common import EXIT_OK, emit, fail, with_db
 
 
-def _uuid(raw: str) -> UUID:
+def account_id(raw: str) -> UUID:
     try:
         return UUID(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{raw!r} is not an account id (a UUID)") from None
 
 
-def _json_flag(p: argparse.ArgumentParser) -> None:
+def json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("migrate", help="apply the sql/ migrations (idempotent)")
-    _json_flag(p)
+    json_flag(p)
     p.set_defaults(func=cmd_migrate)
 
     acc = sub.add_parser("account", help="create accounts and add credits").add_subparsers(
@@ -37,27 +37,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--name", required=True)
     p.add_argument("--credits", default="0", help="opening balance (default 0)")
     p.add_argument("--region", default="US", help="default region for local numbers, e.g. GH")
-    _json_flag(p)
+    json_flag(p)
     p.set_defaults(func=cmd_account_create)
     p = acc.add_parser("show", help="an account's balance, checked against its ledger")
-    p.add_argument("account", type=_uuid)
-    _json_flag(p)
+    p.add_argument("account", type=account_id)
+    json_flag(p)
     p.set_defaults(func=cmd_account_show)
     p = acc.add_parser("credit", help="add (or, negative, remove) credits")
-    p.add_argument("account", type=_uuid)
+    p.add_argument("account", type=account_id)
     p.add_argument("amount")
-    _json_flag(p)
+    json_flag(p)
     p.set_defaults(func=cmd_account_credit)
-
-    key = sub.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
-    p = key.add_parser("create", help="create an API key; the secret is shown once")
-    p.add_argument("account", type=_uuid)
-    p.add_argument("--name", default="")
-    p.add_argument("--rate-limit", type=int, default=60, help="requests per minute (default 60)")
-    p.add_argument("--channels", default="sms", help="comma-separated: sms,whatsapp")
-    p.add_argument("--expires-days", type=int, default=None, help="1–365 (default: never)")
-    _json_flag(p)
-    p.set_defaults(func=cmd_key_create)
 
     conn = sub.add_parser("connector", help="SMPP connectors").add_subparsers(
         dest="action", required=True
@@ -76,7 +66,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--dlr-id-format", choices=("as-is", "hex", "dec"), default="as-is")
     p.add_argument("--long-mode", choices=("udh8", "udh16", "sar", "payload"), default="udh8")
     p.add_argument("--gsm7-packed", action="store_true", help="pack GSM7 septets on the wire")
-    _json_flag(p)
+    json_flag(p)
     p.set_defaults(func=cmd_connector_add)
 
     route = sub.add_parser("route", help="routes by number prefix").add_subparsers(
@@ -86,17 +76,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--prefix", required=True, help="digits of the E.164 number; '' for default")
     p.add_argument("--connector", required=True)
     p.add_argument("--price", default="1", help="credits per segment (default 1)")
-    _json_flag(p)
+    json_flag(p)
     p.set_defaults(func=cmd_route_add)
 
     num = sub.add_parser("number", help="inbound numbers").add_subparsers(
         dest="action", required=True
     )
     p = num.add_parser("add", help="give an account a long number, short code or keyword")
-    p.add_argument("account", type=_uuid)
+    p.add_argument("account", type=account_id)
     p.add_argument("number")
     p.add_argument("--keyword", default="")
-    _json_flag(p)
+    json_flag(p)
     p.set_defaults(func=cmd_number_add)
 
 
@@ -147,32 +137,6 @@ def cmd_account_credit(args: argparse.Namespace) -> int:
         lambda balance: emit(
             args.json, {"id": args.account, "balance": balance}, f"balance: {balance}"
         ),
-    )
-
-
-def cmd_key_create(args: argparse.Namespace) -> int:
-    channels = tuple(c.strip() for c in args.channels.split(",") if c.strip())
-
-    def done(key: accounts.CreatedKey) -> None:
-        payload: dict[str, Any] = {
-            "id": key.id,
-            "key": key.secret,
-            "prefix": key.prefix,
-            "expires_at": key.expires_at.isoformat() if key.expires_at else None,
-        }
-        emit(args.json, payload, key.secret)
-
-    return with_db(
-        args.json,
-        lambda conn: accounts.create_key(
-            conn,
-            args.account,
-            name=args.name,
-            rate_limit=args.rate_limit,
-            channels=channels,
-            expires_days=args.expires_days,
-        ),
-        done,
     )
 
 

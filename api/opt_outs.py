@@ -1,0 +1,7 @@
+"""The opt-outs routes (being built: see issue 7)."""
+
+from __future__ import annotations
+
+from api.contract import Endpoints
+
+endpoints = Endpoints("opt-outs")
