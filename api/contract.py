@@ -88,6 +88,9 @@ class Endpoints:
     def delete(self, path: str, **spec: Any) -> Callable[[Handler], Handler]:
         return self.route("DELETE", path, **spec)
 
+    def patch(self, path: str, **spec: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **spec)
+
 
 ENDPOINTS = web.AppKey("endpoints", list[Endpoint])
 
