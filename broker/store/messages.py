@@ -42,16 +42,36 @@ async def count_by_status(db: Db, account_id: UUID) -> dict[MessageStatus, int]:
 MESSAGE = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND account_id = $2"
 PARTS = "SELECT * FROM message_parts WHERE message_id = $1 ORDER BY seq"
 HISTORY = "SELECT status, detail, at FROM message_events WHERE message_id = $1 ORDER BY id"
-#: Newest first; every filter optional; the position is the last row of the previous page.
-PAGE = f"""
-SELECT {MESSAGE_COLUMNS} FROM messages
- WHERE account_id = $1
-   AND ($2::text IS NULL OR status = $2)
-   AND ($3::uuid IS NULL OR batch_id = $3)
-   AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
- ORDER BY created_at DESC, id DESC
- LIMIT $6
-"""
+#: The message list, newest first. Each filter is its own fixed predicate, so that every
+#: combination is a statement of its own whose plan uses the index of its filter (a generic
+#: "$n IS NULL OR ..." plan would scan); the values are always parameters.
+PAGE_FILTERS: dict[str, str] = {
+    "status": "status = $",
+    "batch_id": "batch_id = $",
+    "to_number": "to_number = $",
+    "client_ref": "client_ref = $",
+    "created_after": "created_at > $",
+    "created_before": "created_at < $",
+}
+PAGE_AFTER = "(created_at, id) < ($, $)"
+PAGE = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE account_id = $1"
+PAGE_ORDER = " ORDER BY created_at DESC, id DESC LIMIT $"
+
+
+def page_statement(filters: Sequence[str], after: bool) -> str:
+    """PAGE with the named filters (keys of PAGE_FILTERS), numbered from $2; the limit last."""
+    predicates = [PAGE_FILTERS[f] for f in filters] + ([PAGE_AFTER] if after else [])
+    sql, n = PAGE, 2
+    for predicate in predicates:
+        parts = predicate.split("$")
+        numbered = parts[0]
+        for rest in parts[1:]:
+            numbered += f"${n}{rest}"
+            n += 1
+        sql += f" AND {numbered}"
+    return f"{sql}{PAGE_ORDER}{n}"
+
+
 BATCH_TOTAL = "SELECT total FROM batches WHERE id = $1 AND account_id = $2"
 BATCH_BY_STATUS = """
 SELECT status, count(*) AS n, sum(cost) AS cost FROM messages
@@ -80,16 +100,23 @@ async def find(db: Db, account_id: UUID, message_id: UUID) -> MessageView | None
 async def page(
     db: Db,
     account_id: UUID,
+    filters: Mapping[str, object],
     *,
-    status: MessageStatus | None,
-    batch_id: UUID | None,
     after: tuple[datetime, UUID] | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    """Up to ``limit`` messages, newest first, older than ``after`` (created_at, id)."""
-    stamp, last_id = after if after is not None else (None, None)
-    rows = await db.fetch(PAGE, account_id, status, batch_id, stamp, last_id, limit)
-    return list(rows)
+    """Up to ``limit`` messages, newest first, older than ``after`` (created_at, id), matching
+    every filter (PAGE_FILTERS names; None values are left out)."""
+    given = {k: v for k, v in filters.items() if v is not None}
+    unknown = set(given) - set(PAGE_FILTERS)
+    if unknown:
+        raise ValueError(f"unknown message filters: {sorted(unknown)}")
+    names = [f for f in PAGE_FILTERS if f in given]
+    args: list[object] = [given[f] for f in names]
+    if after is not None:
+        args.extend(after)
+    sql = page_statement(names, after is not None)
+    return list(await db.fetch(sql, account_id, *args, limit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +149,15 @@ SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[]) ON CONFLICT (id) DO NOTH
 INSERT_MESSAGES = """
 INSERT INTO messages (id, account_id, batch_id, to_number, sender, body, encoding, segments,
                       status, connector, price, cost, client_ref, callback_url, error_code,
-                      error_text, created_at, updated_at, done_at)
+                      error_text, created_at, scheduled_at, expires_at, updated_at, done_at)
 SELECT u.*, u.created_at, CASE WHEN u.status = 'failed' THEN now() END
   FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
               $8::int[], $9::text[], $10::text[], $11::numeric[], $12::numeric[], $13::text[],
-              $14::text[], $15::text[], $16::text[], $17::timestamptz[])
+              $14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[],
+              $19::timestamptz[])
        AS u(id, account_id, batch_id, to_number, sender, body, encoding, segments, status,
-            connector, price, cost, client_ref, callback_url, error_code, error_text, created_at)
+            connector, price, cost, client_ref, callback_url, error_code, error_text, created_at,
+            scheduled_at, expires_at)
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
@@ -137,7 +166,7 @@ FAIL_UNFUNDED = f"""
 UPDATE messages SET status = 'failed', cost = 0, error_code = 'INSUFFICIENT_CREDITS',
        error_text = 'the balance could not cover this message', updated_at = now(),
        done_at = now()
- WHERE id = ANY($1::uuid[]) AND status = 'queued'
+ WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'scheduled')
 RETURNING {STATUS_RETURNING}
 """
 
@@ -171,6 +200,8 @@ class NewMessage(Protocol):
     #: (code, text) of a message that fails at once.
     error: tuple[str, str] | None
     accepted_at: datetime
+    scheduled_at: datetime | None
+    expires_at: datetime | None
 
     @property
     def status(self) -> MessageStatus: ...
@@ -213,12 +244,14 @@ async def insert_new(conn: asyncpg.Connection, messages: Sequence[NewMessage]) -
         [m.error[0] if m.error else None for m in messages],
         [m.error[1] if m.error else None for m in messages],
         [m.accepted_at for m in messages],
+        [m.scheduled_at for m in messages],
+        [m.expires_at for m in messages],
     )
     return {r["id"] for r in rows}
 
 
 async def fail_unfunded(conn: asyncpg.Connection, ids: list[UUID]) -> list[asyncpg.Record]:
-    """Queued messages the balance could not cover become failed, uncharged (no history row:
+    """Queued or scheduled messages the balance could not cover become failed, uncharged (no history row:
     the caller writes it with add_history); their STATUS_RETURNING rows."""
     if not ids:
         return []
@@ -248,12 +281,18 @@ async def status_rows(db: Db, ids: list[UUID]) -> list[asyncpg.Record]:
 # --- The submit worker: claims, parts on the wire, sent and failed ------------------------
 
 #: queued → sending (with take_back, also what a crashed attempt left in sending), with the
-#: parts already recorded, so a retry submits only the rest.
+#: parts already recorded, so a retry submits only the rest. A scheduled message that is due
+#: is claimed too: a scheduler that published its job but died before its commit rolled back,
+#: and the job still sends it (once: a second job's claim finds it sending).
+#: ``due_at`` is when its validity started: when it was due, or else when it was accepted.
 CLAIM = """
 WITH claimed AS (
     UPDATE messages SET status = 'sending', updated_at = now()
-     WHERE id = ANY($1::uuid[]) AND (status = 'queued' OR ($2 AND status = 'sending'))
-    RETURNING id, to_number, sender, body, created_at,
+     WHERE id = ANY($1::uuid[])
+       AND (status = 'queued' OR ($2 AND status = 'sending')
+            OR (status = 'scheduled' AND scheduled_at <= now()))
+    RETURNING id, to_number, sender, body, created_at, expires_at,
+              coalesce(scheduled_at, created_at) AS due_at,
               ARRAY(SELECT seq FROM message_parts p WHERE p.message_id = messages.id) AS done
 ), history AS (
     INSERT INTO message_events (message_id, status) SELECT id, 'sending' FROM claimed
@@ -292,7 +331,8 @@ Part = tuple[UUID, int, str | None, PartStatus, int | None, str | None]
 
 
 async def claim(db: Db, ids: list[UUID], take_back: bool) -> list[asyncpg.Record]:
-    """Claim messages for submission: id, to_number, sender, body, created_at, done (seqs)."""
+    """Claim messages for submission: id, to_number, sender, body, created_at, expires_at,
+    due_at, done (seqs)."""
     return list(await db.fetch(CLAIM, ids, take_back))
 
 
