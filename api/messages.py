@@ -9,21 +9,13 @@ worker, with the same count.
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
-
 from aiohttp import web
 
-from api import idempotency
-from api.context import INGEST, POOL, ROUTES, Caller, caller
+from api import idempotency, sending
+from api.context import POOL, caller
 from api.contract import Endpoints, body_of, query_of
-from api.errors import ApiError
-from api.metrics import MESSAGES_ACCEPTED
 from api.schemas.messages import (
-    AcceptedMessage,
     Batch,
-    EncodingName,
     MessageDetail,
     MessagePage,
     MessageQuery,
@@ -33,54 +25,11 @@ from api.schemas.messages import (
 )
 from broker.accounts import parse_uuid
 from broker.db import unavailable_as_error
-from broker.errors import BrokerError, InputError, InsufficientCredits, NotFound
-from broker.long_mode import LongMode, PartCounter
-from broker.queue_messages import IngestRequest
+from broker.errors import BrokerError, NotFound
 from broker.resources import iso, message_resource, number, part_resource
-from broker.routing import RouteTable
-from broker.segmentation import Encoding
-from broker.status import MessageStatus
 from broker.store import messages as messages_store
 
 endpoints = Endpoints("messages")
-
-
-def _check_channel(send: SendRequest, who: Caller) -> None:
-    if send.channel not in who.channels:
-        raise ApiError(
-            403, "CHANNEL_NOT_ALLOWED", f"this API key may not use the {send.channel} channel"
-        )
-    if send.channel != "sms":
-        raise InputError(
-            "no WhatsApp connector is configured on this gateway",
-            code="CHANNEL_UNAVAILABLE",
-            field="channel",
-        )
-
-
-def plan(send: SendRequest, routes: RouteTable) -> tuple[list[AcceptedMessage], Decimal]:
-    """Each recipient's message as the charge worker will count it, and the estimated cost."""
-    count = PartCounter()
-    messages: list[AcceptedMessage] = []
-    estimate = Decimal(0)
-    for to in send.recipients:
-        route = routes.match(to)
-        mode = route.mode if route is not None else LongMode()
-        seg = count(send.body, mode)
-        encoding: EncodingName = "GSM7" if seg.encoding is Encoding.GSM7 else "UCS2"
-        segments = seg.segments
-        if route is not None:
-            estimate += route.price * segments
-        messages.append(
-            AcceptedMessage(
-                id=uuid.uuid4(),
-                to=to,
-                status=MessageStatus.QUEUED,
-                encoding=encoding,
-                segments=segments,
-            )
-        )
-    return messages, estimate
 
 
 @endpoints.post(
@@ -88,7 +37,7 @@ def plan(send: SendRequest, routes: RouteTable) -> tuple[list[AcceptedMessage], 
     body=SendRequest,
     response=SendAccepted,
     status=202,
-    errors=frozenset({402, 409}),
+    errors=frozenset({402, 403, 409}),
     header_params=(
         (
             idempotency.HEADER,
@@ -98,20 +47,15 @@ def plan(send: SendRequest, routes: RouteTable) -> tuple[list[AcceptedMessage], 
     ),
     summary="Send a message to one or many numbers",
     description="Answered 202 once the request is durable. With an `Idempotency-Key` header, "
-    "a retry within 24 hours gets the first answer back (`Idempotent-Replayed: true`).",
+    "a retry within 24 hours gets the first answer back (`Idempotent-Replayed: true`). "
+    "An alphanumeric `from` must be an approved sender ID of the account (without `from`, "
+    "the account's default sender is used). A single recipient who opted out gets 403 "
+    "`OPTED_OUT`; in a batch that message ends `failed` `OPTED_OUT`, uncharged.",
 )
 async def send_messages(request: web.Request) -> SendAccepted | web.Response:
     who = caller(request)
     send = body_of(request, SendRequest)
-    _check_channel(send, who)
-    routes = request.app[ROUTES]
-    async with unavailable_as_error():
-        await routes.refresh(request.app[POOL])
-    messages, estimate = plan(send, routes)
-    if Decimal(str(who.balance_at_auth)) < estimate:
-        raise InsufficientCredits(
-            f"this send costs {estimate} credits and the balance is {who.balance_at_auth}"
-        )
+    prepared = await sending.prepare(request, draft_of(send))
     pool = request.app[POOL]
     key = idempotency.check_key(request.headers.get(idempotency.HEADER))
     if key is not None:
@@ -121,16 +65,16 @@ async def send_messages(request: web.Request) -> SendAccepted | web.Response:
             return web.json_response(
                 earlier[1], status=earlier[0], headers={"Idempotent-Replayed": "true"}
             )
-    batch_id = uuid.uuid4() if len(messages) > 1 else None
     try:
-        await request.app[INGEST].publish(_ingest_request(who, send, batch_id, messages))
+        await sending.publish(request, prepared)
     except BrokerError:
         if key is not None:
             await idempotency.release(pool, who.account_id, key)
         raise
-    MESSAGES_ACCEPTED.inc(len(messages))
     answer = SendAccepted(
-        batch_id=batch_id, estimated_cost=number(estimate) or 0, messages=messages
+        batch_id=prepared.batch_id,
+        estimated_cost=number(prepared.estimated_cost) or 0,
+        messages=prepared.messages,
     )
     if key is not None:
         await idempotency.store(
@@ -139,18 +83,16 @@ async def send_messages(request: web.Request) -> SendAccepted | web.Response:
     return answer
 
 
-def _ingest_request(
-    who: Caller, send: SendRequest, batch_id: uuid.UUID | None, messages: list[AcceptedMessage]
-) -> IngestRequest:
-    return IngestRequest(
-        account_id=who.account_id,
-        batch_id=batch_id,
+def draft_of(send: SendRequest) -> sending.Draft:
+    return sending.Draft(
+        recipients=send.recipients,
         body=send.body,
         sender=send.sender,
+        channel=send.channel,
         client_ref=send.client_ref,
         callback_url=send.callback_url,
-        accepted_at=datetime.now(UTC),
-        recipients=[(m.id, m.to) for m in messages],
+        scheduled_at=send.scheduled_at,
+        validity_period=send.validity_period,
     )
 
 
@@ -178,7 +120,9 @@ async def get_message(request: web.Request) -> MessageDetail:
     "/v1/messages",
     query=MessageQuery,
     response=MessagePage,
-    summary="Messages of the account, newest first (cursor pagination)",
+    summary="Search the account's messages, newest first (cursor pagination)",
+    description="Filters combine: `status`, `batch_id`, `to`, `client_ref`, `created_after`, "
+    "`created_before`; `next_cursor` gives the next page of the same search.",
 )
 async def list_messages(request: web.Request) -> MessagePage:
     who = caller(request)
@@ -187,8 +131,14 @@ async def list_messages(request: web.Request) -> MessagePage:
         rows = await messages_store.page(
             request.app[POOL],
             who.account_id,
-            status=query.status,
-            batch_id=query.batch_id,
+            {
+                "status": query.status,
+                "batch_id": query.batch_id,
+                "to_number": query.to,
+                "client_ref": query.client_ref,
+                "created_after": query.created_after,
+                "created_before": query.created_before,
+            },
             after=query.position,
             limit=query.limit + 1,
         )

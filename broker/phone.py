@@ -75,6 +75,11 @@ def parse_recipients(value: Any, region: str, *, limit: int) -> list[str]:
     return list(dict.fromkeys(numbers))
 
 
+def is_numeric_sender(sender: str) -> bool:
+    """A number as sender (no registration needed), rather than an alphanumeric sender ID."""
+    return _SENDER_NUMERIC.match(sender) is not None
+
+
 def check_sender(sender: Any) -> str | None:
     """A sender id is 3–11 letters/digits (alphanumeric) or a number of up to 15 digits."""
     if sender is None or sender == "":

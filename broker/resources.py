@@ -9,7 +9,7 @@ from typing import Any
 
 MESSAGE_COLUMNS = (
     "id, account_id, batch_id, to_number, sender, encoding, segments, status, cost, client_ref,"
-    " error_code, error_text, created_at, updated_at, sent_at, done_at"
+    " error_code, error_text, created_at, updated_at, sent_at, done_at, scheduled_at, expires_at"
 )
 
 
@@ -42,6 +42,8 @@ def message_resource(row: Mapping[str, Any]) -> dict[str, Any]:
         "updated_at": iso(row["updated_at"]),
         "sent_at": iso(row["sent_at"]),
         "done_at": iso(row["done_at"]),
+        "scheduled_at": iso(row.get("scheduled_at")),
+        "expires_at": iso(row.get("expires_at")),
     }
 
 

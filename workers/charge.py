@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -55,6 +55,8 @@ from workers.sanitize import INVALID_MESSAGE, LIMITS, sanitized, unstorable
 
 log = structlog.get_logger(__name__)
 
+OPTED_OUT = "OPTED_OUT"
+
 
 @dataclass(slots=True)
 class NewMessage:
@@ -67,6 +69,10 @@ class NewMessage:
     client_ref: str | None
     callback_url: str | None
     accepted_at: datetime
+    scheduled_at: datetime | None = None
+    expires_at: datetime | None = None
+    #: What the carrier gets instead of ``body`` (an OTP's text); never stored.
+    plain_body: str | None = field(default=None, repr=False)
     encoding: str = "GSM7"
     segments: int = 1
     connector: str | None = None
@@ -80,8 +86,10 @@ class NewMessage:
 
     @property
     def status(self) -> MessageStatus:
-        """What it is stored as: queued when routed, else failed at once."""
-        return MessageStatus.QUEUED if self.connector else MessageStatus.FAILED
+        """What it is stored as: queued (or scheduled) when routed, else failed at once."""
+        if not self.connector:
+            return MessageStatus.FAILED
+        return MessageStatus.SCHEDULED if self.scheduled_at else MessageStatus.QUEUED
 
     def fail(self, code: str, text: str) -> None:
         """Fail at once, uncharged; the text fields become storable."""
@@ -94,8 +102,8 @@ class NewMessage:
 
 
 def expand(request: IngestRequest) -> list[NewMessage]:
-    """One API request's messages, one per recipient."""
-    return [
+    """One API request's messages, one per recipient; an opted-out one fails at once."""
+    messages = [
         NewMessage(
             id=mid,
             account_id=request.account_id,
@@ -106,9 +114,17 @@ def expand(request: IngestRequest) -> list[NewMessage]:
             client_ref=request.client_ref,
             callback_url=request.callback_url,
             accepted_at=request.accepted_at,
+            scheduled_at=request.scheduled_at,
+            expires_at=request.expires_at,
+            plain_body=request.plain_body,
         )
         for mid, to in request.recipients
     ]
+    refused = set(request.opted_out)
+    for m in messages:
+        if m.id in refused:
+            m.fail(OPTED_OUT, "the recipient opted out of this account's messages")
+    return messages
 
 
 class ChargeWorker:
@@ -195,13 +211,14 @@ class ChargeWorker:
         unfunded = {r["id"] for r in failed_rows}
         to_submit: dict[str, list[UUID]] = defaultdict(list)
         for m in messages:
-            if m.id in fresh and m.id not in unfunded and m.connector:
-                to_submit[m.connector].append(m.id)
+            if m.id in fresh and m.id not in unfunded and m.status is MessageStatus.QUEUED:
+                to_submit[m.connector or ""].append(m.id)
         redelivered = [m.id for m in messages if m.id not in inserted]
         if redelivered:
             for mid, connector in await store.still_queued(self.pool, redelivered):
                 to_submit[connector].append(mid)
-        await self._hand_on(to_submit)
+        plain = {m.id: m.plain_body for m in messages if m.plain_body is not None}
+        await self._hand_on(to_submit, plain)
         no_route = [m.id for m in messages if m.id in inserted and not m.connector]
         if no_route:
             failed_rows = [*failed_rows, *await store.status_rows(self.pool, no_route)]
@@ -229,12 +246,14 @@ class ChargeWorker:
             )
         return inserted, failed_rows
 
-    async def _hand_on(self, to_submit: dict[str, list[UUID]]) -> None:
+    async def _hand_on(self, to_submit: dict[str, list[UUID]], plain: dict[UUID, str]) -> None:
         publishes = []
         for connector, ids in to_submit.items():
             queue = self.amqp.names.submit(connector)
             await self.amqp.declare(queue)
             for start in range(0, len(ids), SUBMIT_CHUNK):
-                job = SubmitJob(ids=ids[start : start + SUBMIT_CHUNK])
+                chunk = ids[start : start + SUBMIT_CHUNK]
+                texts = {i: plain[i] for i in chunk if i in plain}
+                job = SubmitJob(ids=chunk, plain_bodies=texts)
                 publishes.append(self.amqp.publish(queue, job))
         await asyncio.gather(*publishes)

@@ -35,11 +35,17 @@ POISON: tuple[type[BaseException], ...] = (
 )
 
 
+#: Fields that only the carrier may see (an OTP's text): never dead-lettered or logged.
+CARRIER_ONLY = frozenset({"plain_body", "plain_bodies"})
+
+
 def _plain(item: Any) -> Any:
     if isinstance(item, BaseModel):
-        return item.model_dump(mode="json")
-    if dataclasses.is_dataclass(item) and not isinstance(item, type):
-        return dataclasses.asdict(item)
+        item = item.model_dump(mode="json")
+    elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+        item = dataclasses.asdict(item)
+    if isinstance(item, dict):
+        return {k: v for k, v in item.items() if k not in CARRIER_ONLY}
     return item
 
 

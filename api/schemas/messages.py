@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import (
     AfterValidator,
     AliasChoices,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -34,6 +35,8 @@ from broker.status import MessageStatus, PartStatus
 from broker.text import MAX_CALLBACK_URL, MAX_CLIENT_REF
 
 Status = MessageStatus
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
+MIN_VALIDITY, MAX_VALIDITY = 10, 7 * 24 * 3600
 EncodingName = Literal["GSM7", "UCS2"]
 ClientRef = Annotated[
     Annotated[str, Field(max_length=MAX_CLIENT_REF), AfterValidator(storable)] | None,
@@ -71,6 +74,8 @@ class SendRequest(BaseModel):
         "body": "INVALID_BODY",
         "from": "INVALID_SENDER_ID",
         "callback_url": "INVALID_URL",
+        "scheduled_at": "INVALID_SCHEDULE",
+        "validity_period": "INVALID_VALIDITY_PERIOD",
     }
 
     to: str | list[Text] = Field(
@@ -93,6 +98,18 @@ class SendRequest(BaseModel):
     callback_url: CallbackUrl = Field(
         None,
         description="Where this message's status is posted, signed with the account's secret.",
+    )
+    scheduled_at: Annotated[AwareDatetime | None, BeforeValidator(blank_as_none)] = Field(
+        None,
+        description="RFC 3339 with a time zone, in the future and at most a year ahead: the "
+        "messages are `scheduled` (charged now) until then and can be canceled.",
+    )
+    validity_period: Annotated[int | None, BeforeValidator(blank_as_none)] = Field(
+        None,
+        ge=MIN_VALIDITY,
+        le=MAX_VALIDITY,
+        description="Seconds after it is due within which it must reach the carrier; if not, "
+        "it ends `failed` `EXPIRED` and is refunded. Passed to the carrier too.",
     )
 
     @field_validator("to")
@@ -127,6 +144,20 @@ class SendRequest(BaseModel):
     @classmethod
     def _callback_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         return None if value is None else destination_url(value, info)
+
+    @field_validator("scheduled_at")
+    @classmethod
+    def _scheduled_at(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        now = datetime.now(UTC)
+        if value <= now:
+            raise PydanticCustomError("INVALID_SCHEDULE", "`scheduled_at` must be in the future")
+        if value > now + MAX_SCHEDULE_AHEAD:
+            raise PydanticCustomError(
+                "INVALID_SCHEDULE", "`scheduled_at` must be at most a year ahead"
+            )
+        return value.astimezone(UTC)
 
     @property
     def recipients(self) -> list[str]:
@@ -199,6 +230,8 @@ class Message(BaseModel):
     updated_at: datetime
     sent_at: datetime | None
     done_at: datetime | None
+    scheduled_at: datetime | None = None
+    expires_at: datetime | None = None
 
 
 class Part(BaseModel):
@@ -250,10 +283,37 @@ def _decode_cursor(raw: str) -> tuple[datetime, UUID]:
 
 
 class MessageQuery(BaseModel):
+    """Filters of the message list; each one alone or combined, newest first."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    error_codes: ClassVar[dict[str, str]] = {"to": "INVALID_PHONE_NUMBER"}
+
     status: Status | None = None
     batch_id: UUID | None = None
+    to: Text | None = Field(
+        None, max_length=40, description="A number, E.164 or local to the account's region."
+    )
+    client_ref: ClientRef = Field(None, description="Exactly the `client_ref` of the send.")
+    created_after: AwareDatetime | None = Field(None, description="RFC 3339, exclusive.")
+    created_before: AwareDatetime | None = Field(None, description="RFC 3339, exclusive.")
     limit: int = Field(50, ge=1, le=200)
     cursor: Text | None = Field(None, max_length=200)
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        region = (info.context or {}).get("region", "US")
+        return checked(lambda v: parse_recipients(v, region, limit=1)[0])(value)
+
+    @field_validator("created_after", "created_before")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.year not in _CURSOR_YEARS:
+            raise PydanticCustomError("INVALID_INPUT", "the date is out of range")
+        return value
 
     @field_validator("cursor")
     @classmethod

@@ -251,8 +251,8 @@ async def insert_new(conn: asyncpg.Connection, messages: Sequence[NewMessage]) -
 
 
 async def fail_unfunded(conn: asyncpg.Connection, ids: list[UUID]) -> list[asyncpg.Record]:
-    """Queued or scheduled messages the balance could not cover become failed, uncharged (no history row:
-    the caller writes it with add_history); their STATUS_RETURNING rows."""
+    """Queued or scheduled messages the balance could not cover become failed, uncharged (no
+    history row: the caller writes it with add_history); their STATUS_RETURNING rows."""
     if not ids:
         return []
     return list(await conn.fetch(FAIL_UNFUNDED, ids))

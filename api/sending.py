@@ -1,0 +1,169 @@
+"""Accepting a send: the checks every send passes, then one confirmed publish to ingest.
+
+POST /v1/messages and POST /v1/otp both send through here. ``prepare`` does every check that
+can refuse the request (channel, sender ID, opt-outs, balance) and gives each recipient its
+message id, encoding and parts as the charge worker will count them; ``publish`` makes it
+durable. Between the two a caller may record what it needs under the message ids (an
+idempotency claim, an OTP row). What the account knows about the send (default sender,
+approved sender IDs, opt-outs) is read in one round trip per request, never one per number.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from aiohttp import web
+
+from api.context import INGEST, POOL, ROUTES, Caller, caller
+from api.errors import ApiError
+from api.metrics import MESSAGES_ACCEPTED
+from api.schemas.messages import AcceptedMessage, EncodingName
+from broker.db import unavailable_as_error
+from broker.errors import InputError, InsufficientCredits
+from broker.long_mode import LongMode, PartCounter
+from broker.phone import is_numeric_sender
+from broker.queue_messages import IngestRequest
+from broker.routing import RouteTable
+from broker.segmentation import Encoding
+from broker.status import MessageStatus
+from broker.store.send_checks import SendChecks, send_checks
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A send as the customer asked for it, validated and normalized."""
+
+    recipients: list[str]
+    #: The text stored and shown in the API and webhooks.
+    body: str
+    #: ``from``; None: the account's default sender.
+    sender: str | None = None
+    channel: str = "sms"
+    client_ref: str | None = None
+    callback_url: str | None = None
+    scheduled_at: datetime | None = None
+    #: Seconds after it is due (now, or scheduled_at) after which it is not submitted.
+    validity_period: int | None = None
+    #: What the carrier gets instead of ``body`` (an OTP's text; ``body`` has the code masked).
+    plain_body: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A send that passed every check, not yet published."""
+
+    request: IngestRequest
+    messages: list[AcceptedMessage]
+    estimated_cost: Decimal
+
+    @property
+    def batch_id(self) -> uuid.UUID | None:
+        return self.request.batch_id
+
+
+def check_channel(channel: str, who: Caller) -> None:
+    if channel not in who.channels:
+        raise ApiError(
+            403, "CHANNEL_NOT_ALLOWED", f"this API key may not use the {channel} channel"
+        )
+    if channel != "sms":
+        raise InputError(
+            "no WhatsApp connector is configured on this gateway",
+            code="CHANNEL_UNAVAILABLE",
+            field="channel",
+        )
+
+
+def _check_sender(found: SendChecks, asked: str | None) -> None:
+    if found.sender is None or found.sender_approved or is_numeric_sender(found.sender):
+        return
+    whose = "`from`" if asked is not None else "the account's default sender"
+    raise InputError(
+        f"{whose} {found.sender!r} is not an approved sender ID of this account "
+        "(register it with POST /v1/sender-ids)",
+        code="INVALID_SENDER_ID",
+        field="from",
+    )
+
+
+def plan(
+    draft: Draft, routes: RouteTable, opted_out: frozenset[str]
+) -> tuple[list[AcceptedMessage], Decimal]:
+    """Each recipient's message as the charge worker will count it, and the estimated cost
+    (nothing for a recipient who opted out: that message fails, uncharged)."""
+    count = PartCounter()
+    status = MessageStatus.SCHEDULED if draft.scheduled_at is not None else MessageStatus.QUEUED
+    messages: list[AcceptedMessage] = []
+    estimate = Decimal(0)
+    for to in draft.recipients:
+        route = routes.match(to)
+        seg = count(draft.body, route.mode if route is not None else LongMode())
+        encoding: EncodingName = "GSM7" if seg.encoding is Encoding.GSM7 else "UCS2"
+        refused = to in opted_out
+        if route is not None and not refused:
+            estimate += route.price * seg.segments
+        messages.append(
+            AcceptedMessage(
+                id=uuid.uuid4(),
+                to=to,
+                status=MessageStatus.FAILED if refused else status,
+                encoding=encoding,
+                segments=seg.segments,
+            )
+        )
+    return messages, estimate
+
+
+async def prepare(request: web.Request, draft: Draft) -> Prepared:
+    """Every check that may refuse the send; raises the customer's error if one does."""
+    who = caller(request)
+    check_channel(draft.channel, who)
+    pool = request.app[POOL]
+    routes = request.app[ROUTES]
+    async with unavailable_as_error():
+        await routes.refresh(pool)
+        found = await send_checks(pool, who.account_id, draft.sender, draft.recipients)
+    _check_sender(found, draft.sender)
+    if len(draft.recipients) == 1 and draft.recipients[0] in found.opted_out:
+        raise ApiError(
+            403, "OPTED_OUT", f"{draft.recipients[0]} opted out of this account's messages"
+        )
+    messages, estimate = plan(draft, routes, found.opted_out)
+    if Decimal(str(who.balance_at_auth)) < estimate:
+        raise InsufficientCredits(
+            f"this send costs {estimate} credits and the balance is {who.balance_at_auth}"
+        )
+    accepted_at = datetime.now(UTC)
+    due = draft.scheduled_at or accepted_at
+    expires_at = due + timedelta(seconds=draft.validity_period) if draft.validity_period else None
+    ingest = IngestRequest(
+        account_id=who.account_id,
+        batch_id=uuid.uuid4() if len(messages) > 1 else None,
+        body=draft.body,
+        sender=found.sender,
+        client_ref=draft.client_ref,
+        callback_url=draft.callback_url,
+        accepted_at=accepted_at,
+        recipients=[(m.id, m.to) for m in messages],
+        scheduled_at=draft.scheduled_at,
+        expires_at=expires_at,
+        opted_out=[m.id for m in messages if m.to in found.opted_out],
+        plain_body=draft.plain_body,
+    )
+    return Prepared(ingest, messages, estimate)
+
+
+async def publish(request: web.Request, prepared: Prepared) -> None:
+    """Durable once this returns (RabbitMQ confirmed it): the workers own it from here."""
+    await request.app[INGEST].publish(prepared.request)
+    MESSAGES_ACCEPTED.inc(len(prepared.messages))
+
+
+async def accept(request: web.Request, draft: Draft) -> Prepared:
+    """prepare, then publish."""
+    prepared = await prepare(request, draft)
+    await publish(request, prepared)
+    return prepared
