@@ -116,7 +116,7 @@ async def test_nul_in_a_form_post_is_refused_before_the_202(api: Api, field: str
 
 async def test_a_form_post_is_accepted(api: Api) -> None:
     before = await api.queued()
-    status, body = await api.post("to=%2B14155552671&to=4155552672&body=hi+there&from=Acme", FORM)
+    status, body = await api.post("to=%2B14155552671&to=4155552672&body=hi+there&from=15550001111", FORM)
     assert status == 202, body
     assert [m["to"] for m in body["messages"]] == [NUMBER, "+14155552672"]
     assert await api.queued() == before + 1
