@@ -39,6 +39,14 @@ class AccountStatus(StrEnum):
     SUSPENDED = "suspended"
 
 
+class SenderIdStatus(StrEnum):
+    """sender_ids.status: registered, then approved or rejected by the operator."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
 #: States a message never leaves (status_rank 4); a receipt arriving later changes nothing.
 FINAL_STATUSES: frozenset[MessageStatus] = frozenset(
     {

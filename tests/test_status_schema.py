@@ -14,7 +14,13 @@ from enum import StrEnum
 import asyncpg
 import pytest
 
-from broker.status import FINAL_STATUSES, AccountStatus, MessageStatus, PartStatus
+from broker.status import (
+    FINAL_STATUSES,
+    AccountStatus,
+    MessageStatus,
+    PartStatus,
+    SenderIdStatus,
+)
 from broker.store.ledger import LedgerReason
 
 #: Spellings that must be refused: near misses of real values, and the empty string.
@@ -133,7 +139,11 @@ async def test_part_status_matches_the_parts_check_constraint(conn: asyncpg.Conn
 
 @pytest.mark.parametrize(
     ("table", "column", "enum"),
-    [("accounts", "status", AccountStatus), ("ledger", "reason", LedgerReason)],
+    [
+        ("accounts", "status", AccountStatus),
+        ("ledger", "reason", LedgerReason),
+        ("sender_ids", "status", SenderIdStatus),
+    ],
 )
 async def test_other_enums_match_their_check_constraints(
     conn: asyncpg.Connection, table: str, column: str, enum: type[StrEnum]

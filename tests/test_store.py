@@ -15,7 +15,7 @@ import pytest
 
 from broker import accounts as operator
 from broker.errors import InputError
-from broker.status import MessageStatus, PartStatus
+from broker.status import MessageStatus, PartStatus, SenderIdStatus
 from broker.store import accounts, connectors, ledger
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,7 +178,11 @@ _STATUS_LITERALS = re.compile(r"\bstatus\s*(?:=|<>|IN\s*\()\s*((?:'[^']*'\s*,?\s
 
 
 def test_status_literals_in_store_sql_are_enum_values() -> None:
-    allowed = {s.value for s in MessageStatus} | {s.value for s in PartStatus}
+    allowed = (
+        {s.value for s in MessageStatus}
+        | {s.value for s in PartStatus}
+        | {s.value for s in SenderIdStatus}
+    )
     seen = 0
     for path in sorted((ROOT / "broker" / "store").glob("*.py")):
         for name, sql in _sql_constants(path).items():
