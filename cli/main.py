@@ -18,6 +18,7 @@ from broker.logs import configure_logging
 COMMAND_MODULES: tuple[str, ...] = (
     "cli.admin",
     "cli.keys",
+    "cli.senders",
     "cli.serve",
     "cli.segment",
     "cli.smsc_sim",
