@@ -1,16 +1,20 @@
-"""Inbound messages (MO): reassembled, attributed to the account owning the number, stored."""
+"""Inbound messages (MO): reassembled, attributed to the account owning the number, stored,
+and their opt-out keywords acted on (broker.opt_outs)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from broker.queue_messages import InboundEvent, WebhookEvent
+from broker.opt_outs import Action, command_of, default_help_text, help_reply_id, sender_phone
+from broker.queue_messages import InboundEvent, IngestRequest, WebhookEvent
 from broker.resources import iso
 from broker.store import inbound as store
+from broker.store import opt_outs
 from broker.webhooks.events import MESSAGE_INBOUND, event_id_for, make_event
 
 
@@ -37,9 +41,11 @@ class Inbound:
         )
 
 
-def _e164ish(address: str) -> str:
-    digits = address.lstrip("+")
-    return f"+{digits}" if digits.isdigit() and len(digits) > 8 else address
+def address(raw: str) -> str:
+    """How an inbound address is stored and shown: '+digits' for a number longer than 8
+    digits, else as the carrier gave it (a short code, an alphanumeric sender)."""
+    digits = raw.lstrip("+")
+    return f"+{digits}" if digits.isdigit() and len(digits) > 8 else raw
 
 
 async def _assemble(conn: asyncpg.Connection, mo: Inbound) -> str | None:
@@ -54,13 +60,29 @@ async def _assemble(conn: asyncpg.Connection, mo: Inbound) -> str | None:
     return "".join(body for _, body in sorted(fragments))
 
 
-async def store_inbound(conn: asyncpg.Connection, mo: Inbound) -> WebhookEvent | None:
-    """Store one MO (or fragment); return its message.inbound event when it has an owner."""
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What storing one MO leads to once its transaction commits."""
+
+    #: The message.inbound webhook event (None: a fragment, a redelivery, or no owner).
+    event: WebhookEvent | None = None
+    #: The reply to a HELP, for the ingest queue (the same message id on every delivery).
+    reply: IngestRequest | None = None
+
+
+async def store_inbound(conn: asyncpg.Connection, mo: Inbound) -> Stored:
+    """Store one MO (or fragment) and act on its keyword, inside the caller's transaction.
+
+    A keyword (broker.opt_outs) sent to one of an account's numbers opts the sender out of
+    that account or back in, or asks for the account's help text. A redelivered MO changes
+    nothing again and gets no second webhook event; the reply to its HELP is made again with
+    the same message id, which the charge worker stores only once.
+    """
     text = mo.text
     if mo.concat is not None and mo.concat[1] > 1:
         assembled = await _assemble(conn, mo)
         if assembled is None:
-            return None
+            return Stored()
         text = assembled
     words = text.strip().split(maxsplit=1)
     first_word = words[0].upper() if words else ""
@@ -71,20 +93,64 @@ async def store_inbound(conn: asyncpg.Connection, mo: Inbound) -> WebhookEvent |
         mo.id,
         account_id,
         mo.connector,
-        _e164ish(mo.from_number),
-        _e164ish(mo.to_number),
+        address(mo.from_number),
+        address(mo.to_number),
         text,
         keyword,
         mo.received_at,
     )
-    if not stored or account_id is None:
-        return None
-    data = {
+    if not stored:
+        return Stored(reply=await _reply_again(conn, mo))
+    if account_id is None:
+        return Stored()
+    data: dict[str, Any] = {
         "id": str(mo.id),
-        "from": _e164ish(mo.from_number),
-        "to": _e164ish(mo.to_number),
+        "from": address(mo.from_number),
+        "to": address(mo.to_number),
         "body": text,
         "keyword": keyword or None,
         "received_at": iso(mo.received_at),
+        "action": None,
+        "action_keyword": None,
     }
-    return make_event(MESSAGE_INBOUND, account_id, data, event_id=event_id_for(f"inbound:{mo.id}"))
+    reply = None
+    command = command_of(text)
+    phone = sender_phone(mo.from_number)
+    if command is not None and phone is not None:
+        data["action"], data["action_keyword"] = command.action.value, command.keyword
+        if command.action is Action.OPT_OUT:
+            await opt_outs.add(
+                conn, account_id, phone, source="keyword", keyword=command.keyword, inbound_id=mo.id
+            )
+        elif command.action is Action.OPT_IN:
+            await opt_outs.remove(conn, account_id, phone)
+        else:
+            reply = await _help_reply(conn, account_id, mo.id, mo.to_number, phone)
+    event = make_event(MESSAGE_INBOUND, account_id, data, event_id=event_id_for(f"inbound:{mo.id}"))
+    return Stored(event=event, reply=reply)
+
+
+async def _help_reply(
+    conn: asyncpg.Connection, account_id: UUID, inbound_id: UUID, number: str, phone: str
+) -> IngestRequest:
+    """An ordinary message from the number the HELP was sent to, back to its sender."""
+    name, text = await store.help_text(conn, account_id)
+    return IngestRequest(
+        account_id=account_id,
+        body=text or default_help_text(name),
+        sender=number.lstrip("+") if number.lstrip("+").isdigit() else number,
+        accepted_at=datetime.now(UTC),
+        recipients=[(help_reply_id(inbound_id), phone)],
+    )
+
+
+async def _reply_again(conn: asyncpg.Connection, mo: Inbound) -> IngestRequest | None:
+    """The reply of a redelivered HELP (its first publish may have been lost after commit)."""
+    found = await store.stored(conn, mo.id)
+    if found is None or found.account_id is None:
+        return None
+    command = command_of(found.body)
+    phone = sender_phone(mo.from_number)
+    if command is None or command.action is not Action.HELP or phone is None:
+        return None
+    return await _help_reply(conn, found.account_id, mo.id, mo.to_number, phone)

@@ -2,7 +2,8 @@
 
 Input: the events queue (broker.queue_messages.CarrierEvents), filled by the submit worker's
 binds before they answer deliver_sm.
-Per batch, one transaction applies every receipt and stores every inbound message; then the
+Per batch, one transaction applies every receipt and stores every inbound message (acting on
+opt-out keywords: broker.opt_outs); then the replies to HELP go to the ingest queue, the
 resulting webhook events are published and the batch acked. A periodic sweep matches receipts
 that arrived before their part was recorded.
 """
@@ -21,6 +22,8 @@ from broker.inbound import Inbound, store_inbound
 from broker.notify import publish_events, status_events
 from broker.queue_messages import (
     InboundEvent,
+    IngestBatch,
+    IngestRequest,
     NotDecodable,
     ReceiptEvent,
     WebhookEvent,
@@ -91,12 +94,19 @@ class EventsWorker:
         receipts = [i for i in items if isinstance(i, ReceiptUpdate)]
         inbound = [i for i in items if isinstance(i, Inbound)]
         webhook_events: list[WebhookEvent] = []
+        replies: list[IngestRequest] = []
         async with self.pool.acquire() as conn, conn.transaction():
             settled = await apply_receipts(conn, receipts)
             for mo in inbound:
-                event = await store_inbound(conn, mo)
-                if event is not None:
-                    webhook_events.append(event)
+                stored = await store_inbound(conn, mo)
+                if stored.event is not None:
+                    webhook_events.append(stored.event)
+                if stored.reply is not None:
+                    replies.append(stored.reply)
+        if replies:
+            # After the commit; a redelivery publishes them again with the same message ids,
+            # which the charge worker stores (and sends) once.
+            await self.amqp.publish(self.amqp.names.ingest, IngestBatch(requests=replies))
         webhook_events.extend(status_events(settled))
         await publish_events(self.amqp, webhook_events)
 

@@ -3,8 +3,11 @@ inbound messages, and the fragments of a long one until it is whole."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
+
+import asyncpg
 
 from broker.store import Db
 
@@ -91,3 +94,96 @@ async def insert_message(
         received_at,
     )
     return stored is not None
+
+
+# --- What the API reads, and what a keyword needs ---------------------------------------
+
+_INBOUND_COLUMNS = "id, from_number, to_number, body, keyword, received_at"
+
+#: One inbound message of the account (one with no owner is nobody's).
+GET_MESSAGE = f"""
+SELECT {_INBOUND_COLUMNS} FROM inbound_messages WHERE account_id = $1 AND id = $2
+"""
+
+#: Newest first in the order of the inbound_account_recent index; $2, $3: the last row of the
+#: previous page (NULL: the first page); $4, $5, $6: the optional from, to and since filters.
+PAGE = f"""
+SELECT {_INBOUND_COLUMNS} FROM inbound_messages
+ WHERE account_id = $1
+   AND ($2::timestamptz IS NULL OR (received_at, id) < ($2, $3::uuid))
+   AND ($4::text IS NULL OR from_number = $4)
+   AND ($5::text IS NULL OR to_number = $5)
+   AND ($6::timestamptz IS NULL OR received_at >= $6)
+ ORDER BY received_at DESC, id DESC
+ LIMIT $7
+"""
+
+#: What a stored inbound message was: read again when its event is redelivered.
+STORED = "SELECT account_id, from_number, to_number, body FROM inbound_messages WHERE id = $1"
+
+#: The account's name and its reply to HELP (NULL: the default one).
+HELP_TEXT = "SELECT name, help_text FROM accounts WHERE id = $1"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRow:
+    id: UUID
+    from_number: str
+    to_number: str
+    body: str
+    keyword: str
+    received_at: datetime
+
+
+def _inbound(row: asyncpg.Record) -> InboundRow:
+    return InboundRow(
+        row["id"],
+        row["from_number"],
+        row["to_number"],
+        row["body"],
+        row["keyword"],
+        row["received_at"],
+    )
+
+
+async def get_message(db: Db, account_id: UUID, message_id: UUID) -> InboundRow | None:
+    row = await db.fetchrow(GET_MESSAGE, account_id, message_id)
+    return None if row is None else _inbound(row)
+
+
+async def page(
+    db: Db,
+    account_id: UUID,
+    *,
+    after: tuple[datetime, UUID] | None,
+    from_number: str | None = None,
+    to_number: str | None = None,
+    since: datetime | None = None,
+    limit: int,
+) -> list[InboundRow]:
+    """Up to ``limit`` of the account's inbound messages, newest first, after ``after``
+    (received_at, id)."""
+    at, last_id = after if after is not None else (None, None)
+    rows = await db.fetch(PAGE, account_id, at, last_id, from_number, to_number, since, limit)
+    return [_inbound(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInbound:
+    account_id: UUID | None
+    from_number: str
+    to_number: str
+    body: str
+
+
+async def stored(db: Db, message_id: UUID) -> StoredInbound | None:
+    row = await db.fetchrow(STORED, message_id)
+    if row is None:
+        return None
+    return StoredInbound(row["account_id"], row["from_number"], row["to_number"], row["body"])
+
+
+async def help_text(db: Db, account_id: UUID) -> tuple[str, str | None]:
+    """(account name, its help text or None)."""
+    row = await db.fetchrow(HELP_TEXT, account_id)
+    return ("", None) if row is None else (row["name"], row["help_text"])
