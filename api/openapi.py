@@ -103,13 +103,19 @@ def _models(endpoints: list[Endpoint]) -> list[tuple[type[BaseModel], JsonSchema
     return list(dict.fromkeys(wanted))
 
 
+#: Path parameters that are not ids (UUIDs).
+_PATH_PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
+    "phone": {"type": "string", "minLength": 1, "maxLength": 40},
+}
+
+
 def _parameters(endpoint: Endpoint, schemas: dict[str, Any]) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "format": "uuid"},
+            "schema": _PATH_PARAM_SCHEMAS.get(name, {"type": "string", "format": "uuid"}),
         }
         for name in endpoint.path_params
     ]
