@@ -15,11 +15,13 @@ import phonenumbers
 
 from broker import keys
 from broker.errors import Conflict, InputError, NotFound
+from broker.store import Db, ledger
 from broker.store import accounts as accounts_db
 from broker.store import connectors as connectors_db
 from broker.store import inbound as inbound_db
 from broker.store import keys as keys_db
-from broker.store import ledger
+from broker.store.accounts import UNCHANGED, AccountRow
+from broker.text import has_unstorable
 from broker.webhooks.signing import new_secret
 
 _REGION = re.compile(r"^[A-Z]{2}$")
@@ -62,6 +64,103 @@ async def create_account(
     return account_id
 
 
+_SENDER_NUMERIC = re.compile(r"^\+?[0-9]{3,15}$")
+_SENDER_ALNUM = re.compile(r"^[A-Za-z0-9 ._&-]{3,11}$")
+HELP_TEXT_MAX = 918
+
+
+def _text(value: Any, *, field: str, most: int) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > most:
+        raise InputError(f"{field} must be 1–{most} characters", field=field)
+    if has_unstorable(value):
+        raise InputError(
+            f"{field} contains a NUL character or a lone surrogate",
+            code="INVALID_CHARACTER",
+            field=field,
+        )
+    return value
+
+
+def sender_format(value: Any) -> str:
+    """A default sender: a number of 3–15 digits (optionally +) or 3–11 letters/digits."""
+    if not isinstance(value, str) or not (
+        _SENDER_NUMERIC.match(value) or (_SENDER_ALNUM.match(value) and not value.isspace())
+    ):
+        raise InputError(
+            "default_sender must be 3–11 letters/digits (an approved sender ID) or a number of"
+            " 3–15 digits",
+            code="INVALID_SENDER_ID",
+            field="default_sender",
+        )
+    return value
+
+
+async def get_account(db: Db, account_id: UUID) -> AccountRow:
+    found = await accounts_db.get(db, account_id)
+    if found is None:
+        raise NotFound(f"account {account_id} not found")
+    return found
+
+
+async def rotate_callback_secret(db: Db, account_id: UUID) -> AccountRow:
+    """A fresh secret for per-message callback_url deliveries; the replaced one keeps signing
+    beside it for 24 hours (a second rotation within them drops the older previous one)."""
+    found = await accounts_db.rotate_webhook_secret(db, account_id, new_secret())
+    if found is None:
+        raise NotFound(f"account {account_id} not found")
+    return found
+
+
+async def update_account(
+    conn: asyncpg.Connection,
+    account_id: UUID,
+    *,
+    plan: str = UNCHANGED,
+    currency: str = UNCHANGED,
+    default_sender: str | None = UNCHANGED,
+    help_text: str | None = UNCHANGED,
+) -> AccountRow:
+    """Change the given settings, all checked first (nothing changes on bad input).
+
+    ``default_sender``/``help_text`` None clears them. An alphanumeric default sender must be
+    a sender ID approved for this account; a number needs no approval.
+    """
+    if plan is not UNCHANGED:
+        plan = _text(plan, field="plan", most=50).strip()
+    if currency is not UNCHANGED:
+        currency = _text(currency, field="currency", most=20).strip()
+    if help_text is not UNCHANGED and help_text is not None:
+        help_text = _text(help_text, field="help_text", most=HELP_TEXT_MAX)
+    if default_sender is not UNCHANGED and default_sender is not None:
+        default_sender = sender_format(default_sender)
+    async with conn.transaction():
+        if (
+            default_sender is not UNCHANGED
+            and default_sender is not None
+            and not _SENDER_NUMERIC.match(default_sender)
+            and not await accounts_db.sender_approved(conn, account_id, default_sender)
+        ):
+            if not await accounts_db.exists(conn, account_id):
+                raise NotFound(f"account {account_id} not found")
+            raise InputError(
+                f"sender ID {default_sender!r} is not approved for this account"
+                " (register it with POST /v1/sender-ids and wait for approval)",
+                code="INVALID_SENDER_ID",
+                field="default_sender",
+            )
+        found = await accounts_db.update_settings(
+            conn,
+            account_id,
+            plan=plan,
+            currency=currency,
+            default_sender=default_sender,
+            help_text=help_text,
+        )
+    if found is None:
+        raise NotFound(f"account {account_id} not found")
+    return found
+
+
 async def _credit(conn: asyncpg.Connection, account_id: UUID, amount: Decimal) -> Decimal:
     balance = await ledger.credit(conn, account_id, amount)
     if balance is None:
@@ -79,11 +178,19 @@ async def credit_account(conn: asyncpg.Connection, account_id: UUID, amount: Dec
 
 
 async def account_books(conn: asyncpg.Connection, account_id: UUID) -> dict[str, Any]:
-    """The account with its balance and the sum of its ledger, which must be equal."""
+    """The account with its balance and the sum of its ledger, which must be equal, and its
+    settings (not its callback secret)."""
     books = await ledger.books(conn, account_id)
-    if books is None:
+    found = await accounts_db.get(conn, account_id)
+    if books is None or found is None:
         raise NotFound(f"account {account_id} not found")
-    return {**asdict(books), "balanced": books.balanced}
+    settings = {
+        "plan": found.plan,
+        "currency": found.currency,
+        "default_sender": found.default_sender,
+        "help_text": found.help_text,
+    }
+    return {**asdict(books), "balanced": books.balanced, **settings}
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from broker import accounts
 from broker.config import Settings
 from broker.errors import BrokerError, InputError
 from broker.migrate import migrate
+from broker.store.accounts import AccountRow
 from cli.common import EXIT_OK, emit, fail, with_db
 
 
@@ -43,6 +44,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("account", type=account_id)
     json_flag(p)
     p.set_defaults(func=cmd_account_show)
+    p = acc.add_parser(
+        "update",
+        help="change an account's plan, currency, default sender or HELP reply",
+        description="Change the given settings (at least one). An empty --default-sender or"
+        " --help-text clears it; an alphanumeric default sender must be a sender ID approved"
+        " for the account, a number of 3-15 digits needs no approval.",
+    )
+    p.add_argument("account", type=account_id)
+    p.add_argument("--plan", help="the account's plan name (1-50 characters)")
+    p.add_argument("--currency", help="what its balance counts, e.g. credits or USD (1-20)")
+    p.add_argument("--default-sender", help="the `from` of sends without one ('' clears)")
+    p.add_argument("--help-text", help="the reply to an inbound HELP, 1-918 chars ('' clears)")
+    json_flag(p)
+    p.set_defaults(func=cmd_account_update)
     p = acc.add_parser("credit", help="add (or, negative, remove) credits")
     p.add_argument("account", type=account_id)
     p.add_argument("amount")
@@ -119,11 +134,49 @@ def cmd_account_show(args: argparse.Namespace) -> int:
         emit(
             args.json,
             books,
-            f"{books['name']} ({books['region']}, {books['status']}): balance {books['balance']},"
+            f"{books['name']} ({books['region']}, {books['status']}, plan {books['plan']}):"
+            f" balance {books['balance']} {books['currency']},"
             f" ledger sum {books['ledger_sum']}: {verdict}",
         )
 
     return with_db(args.json, lambda conn: accounts.account_books(conn, args.account), done)
+
+
+def cmd_account_update(args: argparse.Namespace) -> int:
+    changes: dict[str, Any] = {}
+    for name in ("plan", "currency"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    for name in ("default_sender", "help_text"):
+        value = getattr(args, name)
+        if value is not None:
+            changes[name] = value or None  # '' clears it
+    if not changes:
+        return fail(
+            InputError("give at least one of --plan, --currency, --default-sender, --help-text"),
+            args.json,
+        )
+
+    def done(row: AccountRow) -> None:
+        shown = {
+            "id": row.id,
+            "name": row.name,
+            "plan": row.plan,
+            "currency": row.currency,
+            "default_sender": row.default_sender,
+            "help_text": row.help_text,
+        }
+        emit(
+            args.json,
+            shown,
+            f"{row.name}: plan {row.plan}, currency {row.currency},"
+            f" default sender {row.default_sender or '(none)'},"
+            f" help text {'set' if row.help_text else '(none)'}",
+        )
+
+    return with_db(
+        args.json, lambda conn: accounts.update_account(conn, args.account, **changes), done
+    )
 
 
 def cmd_account_credit(args: argparse.Namespace) -> int:

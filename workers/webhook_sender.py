@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -147,26 +148,35 @@ class WebhookSender:
 
     def _fan_out(self, parsed: Parsed, targets: dict[UUID, AccountTargets]) -> list[Delivery]:
         out: list[Delivery] = []
+        # A callback_url delivery is signed with the account's secret and, for 24 h after a
+        # rotation, with the previous one too (both signatures in one header).
+        now = datetime.now(UTC)
         for event in parsed.events:
             account = targets[event.account_id]
             for endpoint in account.subscribed(event.type):
                 out.append(Delivery(event, endpoint.id, endpoint.url, endpoint.secret, 1))
             if event.callback_url is not None:
-                if account.callback_secret is None:
+                secrets = account.callback_secrets(now)
+                if not secrets:
                     log.warning(
                         "callback dropped: unknown account", account_id=str(event.account_id)
                     )
                     continue
-                out.append(Delivery(event, None, event.callback_url, account.callback_secret, 1))
+                out.append(Delivery(event, None, event.callback_url, secrets[0], 1, secrets[1:]))
         for retry in parsed.retries:
-            delivery = self._retry_delivery(retry, targets[retry.event.account_id])
+            delivery = self._retry_delivery(retry, targets[retry.event.account_id], now)
             if delivery is not None:
                 out.append(delivery)
         return out
 
-    def _retry_delivery(self, retry: Retry, account: AccountTargets) -> Delivery | None:
+    def _retry_delivery(
+        self, retry: Retry, account: AccountTargets, now: datetime
+    ) -> Delivery | None:
+        previous: tuple[str, ...] = ()
         if retry.webhook_id is None:
-            secret = account.callback_secret
+            secrets = account.callback_secrets(now)
+            secret = secrets[0] if secrets else None
+            previous = secrets[1:]
             url = retry.url
         else:
             endpoint = account.endpoint(retry.webhook_id)
@@ -180,7 +190,7 @@ class WebhookSender:
                 event_id=retry.event.id,
             )
             return None
-        return Delivery(retry.event, retry.webhook_id, url, secret, retry.attempt)
+        return Delivery(retry.event, retry.webhook_id, url, secret, retry.attempt, previous)
 
     async def _attempt(self, delivery: Delivery) -> Outcome:
         if self._session is None:

@@ -32,9 +32,11 @@ SELECT id, url, events, secret, created_at FROM webhooks WHERE account_id = $1 A
 """
 DELETE_ENDPOINT = "DELETE FROM webhooks WHERE account_id = $1 AND id = $2 RETURNING id"
 
-#: Each account's callback secret and its endpoints (none: one row with NULL endpoint columns).
+#: Each account's callback secret (and the previous one with the time it was rotated out) and
+#: its endpoints (none: one row with NULL endpoint columns).
 TARGETS = """
-SELECT a.id AS account_id, a.webhook_secret, w.id AS webhook_id, w.url, w.events, w.secret
+SELECT a.id AS account_id, a.webhook_secret, a.previous_webhook_secret,
+       a.webhook_secret_rotated_at, w.id AS webhook_id, w.url, w.events, w.secret
   FROM accounts a
   LEFT JOIN webhooks w ON w.account_id = a.id
  WHERE a.id = ANY($1::uuid[])
@@ -120,6 +122,9 @@ class TargetRow:
     url: str | None
     events: tuple[str, ...]
     secret: str | None
+    #: The callback secret before the last rotation, and when that rotation happened.
+    previous_webhook_secret: str | None = None
+    webhook_secret_rotated_at: datetime | None = None
 
 
 async def targets(db: Db, account_ids: Sequence[UUID]) -> list[TargetRow]:
@@ -132,6 +137,8 @@ async def targets(db: Db, account_ids: Sequence[UUID]) -> list[TargetRow]:
             r["url"],
             tuple(r["events"] or ()),
             r["secret"],
+            r["previous_webhook_secret"],
+            r["webhook_secret_rotated_at"],
         )
         for r in rows
     ]

@@ -11,7 +11,7 @@ import aiohttp
 
 from broker.webhooks.destinations import refused_destination
 from broker.webhooks.payloads import Event
-from broker.webhooks.signing import sign
+from broker.webhooks.signing import sign_all
 
 USER_AGENT = "smsbroker-webhooks/1"
 #: Enough of a response to keep the connection reusable; the rest is not wanted.
@@ -26,6 +26,8 @@ class Delivery:
     url: str
     secret: str
     attempt: int
+    #: Secrets that sign beside ``secret`` (a rotated-out callback secret in its grace period).
+    previous_secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,9 @@ def signed_headers(delivery: Delivery, body: bytes, timestamp: int) -> dict[str,
         "user-agent": USER_AGENT,
         "webhook-id": delivery.event.id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(delivery.secret, delivery.event.id, timestamp, body),
+        "webhook-signature": sign_all(
+            (delivery.secret, *delivery.previous_secrets), delivery.event.id, timestamp, body
+        ),
     }
 
 

@@ -2,7 +2,8 @@
 
 The signed content is ``f"{webhook-id}.{webhook-timestamp}.".encode() + body``; the key is the
 base64-decoded part of the secret after ``whsec_``; the header carries ``v1,<base64 HMAC-SHA256>``,
-possibly several space-separated (e.g. while a secret is being rotated).
+possibly several space-separated (e.g. while a secret is being rotated: the account's
+callback secret, once rotated, still signs for ``PREVIOUS_SECRET_VALIDITY`` beside the new one).
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 
 from broker.errors import BrokerError
 
 SECRET_PREFIX = "whsec_"
 SIGNATURE_VERSION = "v1"
 DEFAULT_TOLERANCE = 300
+#: How long a rotated-out callback secret keeps signing deliveries beside its successor.
+PREVIOUS_SECRET_VALIDITY = timedelta(hours=24)
 
 
 class SignatureError(BrokerError):
@@ -52,6 +56,16 @@ def _digest(key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     digest = _digest(secret_key(secret), msg_id, timestamp, body)
     return f"{SIGNATURE_VERSION}," + base64.b64encode(digest).decode("ascii")
+
+
+def sign_all(secrets: Iterable[str], msg_id: str, timestamp: int, body: bytes) -> str:
+    """One ``v1,<sig>`` per secret, space-separated: any of the secrets verifies the header."""
+    return " ".join(sign(secret, msg_id, timestamp, body) for secret in secrets)
+
+
+def previous_secret_expiry(rotated_at: datetime | None) -> datetime | None:
+    """When a secret rotated out at ``rotated_at`` stops signing (None: never rotated)."""
+    return None if rotated_at is None else rotated_at + PREVIOUS_SECRET_VALIDITY
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:

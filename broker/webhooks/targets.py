@@ -1,7 +1,9 @@
 """Where an account's events go, cached for a moment so a burst of events costs one query.
 
 A webhook deleted (or added) during the cache's lifetime may still get (or miss) one event;
-that is the price of not querying PostgreSQL for every AMQP message.
+that is the price of not querying PostgreSQL for every AMQP message. Likewise a rotated callback
+secret signs from the next load on (within ``DEFAULT_TTL``); the previous one is cached with it
+and its 24-hour grace is judged at signing time, so an old cache entry never outlives it.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
 from broker.store import webhooks as webhooks_db
+from broker.webhooks.signing import previous_secret_expiry
 
 DEFAULT_TTL = 2.0
 _PRUNE_ABOVE = 10_000
@@ -33,6 +37,22 @@ class AccountTargets:
     #: accounts.webhook_secret, which signs per-message callback_url deliveries; None if the
     #: account does not exist.
     callback_secret: str | None
+    #: The callback secret before the last rotation, and when it stops signing.
+    previous_callback_secret: str | None = None
+    previous_expires_at: datetime | None = None
+
+    def callback_secrets(self, now: datetime) -> tuple[str, ...]:
+        """The secrets that sign a callback_url delivery at ``now``: the current one, and the
+        previous one during its grace period (empty: the account does not exist)."""
+        if self.callback_secret is None:
+            return ()
+        if (
+            self.previous_callback_secret is not None
+            and self.previous_expires_at is not None
+            and now < self.previous_expires_at
+        ):
+            return (self.callback_secret, self.previous_callback_secret)
+        return (self.callback_secret,)
 
     def subscribed(self, event_type: str) -> list[Endpoint]:
         return [e for e in self.endpoints if event_type in e.events]
@@ -78,14 +98,18 @@ class TargetCache:
         return found
 
     async def _load(self, account_ids: list[UUID]) -> dict[UUID, AccountTargets]:
-        secrets: dict[UUID, str] = {}
+        secrets: dict[UUID, tuple[str, str | None, datetime | None]] = {}
         endpoints: dict[UUID, list[Endpoint]] = {}
         for row in await webhooks_db.targets(self._pool, account_ids):
-            secrets[row.account_id] = row.webhook_secret
+            secrets[row.account_id] = (
+                row.webhook_secret,
+                row.previous_webhook_secret,
+                previous_secret_expiry(row.webhook_secret_rotated_at),
+            )
             bucket = endpoints.setdefault(row.account_id, [])
             if row.webhook_id is not None and row.url is not None and row.secret is not None:
                 bucket.append(Endpoint(row.webhook_id, row.url, frozenset(row.events), row.secret))
-        return {a: AccountTargets(tuple(endpoints[a]), secrets[a]) for a in secrets}
+        return {a: AccountTargets(tuple(endpoints[a]), *secrets[a]) for a in secrets}
 
     def _prune(self, now: float) -> None:
         if len(self._entries) > _PRUNE_ABOVE:
