@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.segment",
     "cli.smsc_sim",
     "cli.bench",
+    "cli.bench_search",
 )
 
 
