@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.context import AMQP, POOL
 from api.contract import Endpoints
+from api.ratelimit import LIMITER
 from api.schemas.health import Health, Readiness
 from broker.db import CONNECTION_ERRORS
 
@@ -24,6 +25,11 @@ async def healthz(request: web.Request) -> Health:
     public=True,
     also=frozenset({503}),
     summary="Readiness: PostgreSQL and RabbitMQ reachable (503 names what is not)",
+    description=(
+        "`ready`: every dependency answers. `unavailable` (503): PostgreSQL or RabbitMQ does"
+        " not, so the API cannot accept. `degraded` (200): only Redis does not; requests go on"
+        " with their rate limits unchecked until it is back."
+    ),
 )
 async def readyz(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
@@ -34,9 +40,10 @@ async def readyz(request: web.Request) -> web.Response:
         checks["postgres"] = "unreachable"
     checks["rabbitmq"] = "ok" if request.app[AMQP].is_connected else "unreachable"
     ready = all(v == "ok" for v in checks.values())
-    answer = Readiness.model_validate(
-        {"status": "ready" if ready else "unavailable", "checks": checks}
-    )
+    # Redis holds only rate-limit state: without it the API still accepts (fail open).
+    checks["redis"] = "ok" if await request.app[LIMITER].ping() else "unreachable"
+    status = "unavailable" if not ready else "ready" if checks["redis"] == "ok" else "degraded"
+    answer = Readiness.model_validate({"status": status, "checks": checks})
     return web.Response(
         text=answer.model_dump_json(),
         status=200 if ready else 503,

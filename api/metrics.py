@@ -22,6 +22,10 @@ LATENCY = Histogram(
 MESSAGES_ACCEPTED = Counter(
     "smsbroker_messages_accepted_total", "Messages accepted (answered 202) by this API process"
 )
+RATE_LIMIT_UNAVAILABLE = Counter(
+    "smsbroker_rate_limit_unavailable_total",
+    "Requests let through without a rate-limit check because Redis was unreachable or slow",
+)
 
 
 @web.middleware

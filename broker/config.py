@@ -57,6 +57,10 @@ def _delays(env: Mapping[str, str], name: str, default: tuple[float, ...]) -> tu
 class Settings:
     database_url: str = "postgresql://postgres@127.0.0.1:5432/smsbroker"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    #: Where every API process keeps the shared rate-limit state (nothing that must not be lost).
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Seconds Redis has to connect or answer; slower counts as down (requests go on unchecked).
+    redis_timeout: float = 0.1
     queue_prefix: str = "smsbroker"
     api_host: str = "127.0.0.1"
     api_port: int = 8080
@@ -94,6 +98,8 @@ class Settings:
         return cls(
             database_url=env.get("DATABASE_URL", cls.database_url),
             amqp_url=env.get("AMQP_URL", cls.amqp_url),
+            redis_url=env.get("REDIS_URL", cls.redis_url),
+            redis_timeout=_seconds(env, "REDIS_TIMEOUT", cls.redis_timeout, 10.0),
             queue_prefix=prefix,
             api_host=env.get("API_HOST", cls.api_host),
             api_port=_int(env, "API_PORT", cls.api_port, 0, 65535),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -281,22 +280,19 @@ async def test_authentication(stack: Stack) -> None:
 
 
 async def test_rate_limit_answers_429_with_retry_after(stack: Stack) -> None:
-    # Limits count per wall-clock minute: start well inside one, so the whole test fits in it.
-    left_in_minute = 60 - time.time() % 60
-    if left_in_minute < 5:
-        await asyncio.sleep(left_in_minute + 0.1)
     customer = await stack.customer()
-    # Setting up the customer's webhook used one request of this minute already.
+    # A burst of the limit, then one more every 20 s (GCRA in Redis, tests/test_rate_limit.py);
+    # the webhook set up at 100,000 a minute is long paid back.
     await stack.pool.execute(
         "UPDATE api_keys SET rate_limit = 3 WHERE account_id = $1", customer.account_id
     )
     statuses = []
-    for _ in range(3):
+    for _ in range(4):
         async with stack.http.get(f"{stack.api}/v1/balance", headers=customer.headers) as resp:
             statuses.append(resp.status)
             last = resp
             body = await resp.json()
-    assert statuses == [200, 200, 429]
+    assert statuses == [200, 200, 200, 429]
     assert int(last.headers["Retry-After"]) >= 1
     assert body["error"]["code"] == "RATE_LIMIT_EXCEEDED" and body["error"]["retry_after"] >= 1
 

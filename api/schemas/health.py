@@ -12,5 +12,5 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: Literal["ready", "unavailable"]
+    status: Literal["ready", "degraded", "unavailable"]
     checks: dict[str, Literal["ok", "unreachable"]]
