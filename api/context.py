@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +32,8 @@ class Caller:
     balance_at_auth: float
     rate_limit: int
     channels: tuple[str, ...]
+    #: When the key expires (None: never); keys it makes expire no later.
+    expires_at: datetime | None = None
 
 
 CALLER = web.RequestKey("caller", Caller)

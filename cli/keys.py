@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
-from broker import accounts
+from broker import accounts, api_keys
 from cli.admin import account_id, json_flag
 from cli.common import emit, with_db
 
@@ -20,6 +22,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--expires-days", type=int, default=None, help="1–365 (default: never)")
     json_flag(p)
     p.set_defaults(func=cmd_key_create)
+    p = key.add_parser("list", help="an account's keys, newest first (never their secrets)")
+    p.add_argument("account", type=account_id)
+    json_flag(p)
+    p.set_defaults(func=cmd_key_list)
+    p = key.add_parser("revoke", help="revoke a key: it is refused from then on")
+    p.add_argument("key_id", type=key_id)
+    json_flag(p)
+    p.set_defaults(func=cmd_key_revoke)
+
+
+def key_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a key id (a UUID)") from None
 
 
 def cmd_key_create(args: argparse.Namespace) -> int:
@@ -46,3 +63,59 @@ def cmd_key_create(args: argparse.Namespace) -> int:
         ),
         done,
     )
+
+
+def _shown(key: api_keys.KeyView) -> dict[str, Any]:
+    """What the operator sees of a key: its settings and use, never the secret."""
+    return {
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "channels": key.channels,
+        "rate_limit_per_minute": key.rate_limit_per_minute,
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+        "status": key.status.value,
+        "created_at": key.created_at.isoformat(),
+    }
+
+
+_COLUMNS = ("id", "name", "prefix", "channels", "rate/min", "expires", "last used", "status")
+
+
+def _row(key: api_keys.KeyView) -> tuple[str, ...]:
+    def when(at: datetime | None, never: str) -> str:
+        return at.strftime("%Y-%m-%d %H:%M") if at else never
+
+    return (
+        str(key.id),
+        key.name or "-",
+        key.prefix + "…",
+        ",".join(key.channels),
+        str(key.rate_limit_per_minute),
+        when(key.expires_at, "never"),
+        when(key.last_used_at, "never"),
+        key.status.value,
+    )
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def cmd_key_list(args: argparse.Namespace) -> int:
+    def done(found: list[api_keys.KeyView]) -> None:
+        text = _table([_COLUMNS, *(_row(k) for k in found)]) if found else "no keys"
+        emit(args.json, {"data": [_shown(k) for k in found]}, text)
+
+    return with_db(args.json, lambda conn: api_keys.list_all(conn, args.account), done)
+
+
+def cmd_key_revoke(args: argparse.Namespace) -> int:
+    def done(key: api_keys.KeyView) -> None:
+        emit(args.json, _shown(key), f"revoked {key.id} ({key.prefix}…)")
+
+    return with_db(args.json, lambda conn: api_keys.revoke(conn, None, args.key_id), done)
