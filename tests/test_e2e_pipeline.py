@@ -318,16 +318,31 @@ async def test_every_route_with_an_id_keeps_tenants_apart(stack: Stack) -> None:
     _, sent = await stack.send(alice, {"to": [us_number(), us_number()], "body": "private"})
     await stack.final_webhook(alice, sent["messages"][0]["id"])
     _, hooks = await stack.get(alice, "/v1/webhooks")
+    inbound_number = f"1415555{uuid.uuid4().int % 10_000:04d}"
+    async with stack.pool.acquire() as conn:
+        await accounts.add_number(conn, alice.account_id, inbound_number, "")
+    await stack.sim.inject_mo("233205550368", inbound_number, "private reply")
+    [mo] = await stack.receiver.wait_for(
+        lambda r: r.path == alice.path and r.json["type"] == "message.inbound"
+    )
+    async with stack.http.post(
+        f"{stack.api}/v1/opt-outs", json={"phone": "+14155552671"}, headers=alice.headers
+    ) as resp:
+        assert resp.status == 201
     ids = {
         "message": sent["messages"][0]["id"],
         "batch": sent["batch_id"],
         "webhook": hooks["data"][0]["id"],
+        "inbound": mo.json["data"]["id"],
+        "opt-out": "%2B14155552671",
     }
     resource = {
         "/v1/messages/{id}": "message",
         "/v1/batches/{id}": "batch",
         "/v1/webhooks/{id}": "webhook",
         "/v1/webhooks/{id}/deliveries": "webhook",
+        "/v1/inbound/{id}": "inbound",
+        "/v1/opt-outs/{phone}": "opt-out",
     }
     async with stack.http.get(f"{stack.api}/openapi.json") as resp:
         paths = (await resp.json())["paths"]
@@ -335,13 +350,13 @@ async def test_every_route_with_an_id_keeps_tenants_apart(stack: Stack) -> None:
     for path, item in paths.items():
         if "{" not in path:
             continue
-        url = path.replace("{id}", ids[resource[path]])
+        url = path.replace("{id}", ids[resource[path]]).replace("{phone}", ids[resource[path]])
         for method in item:
             async with stack.http.request(method, f"{stack.api}{url}", headers=bob.headers) as r:
                 assert r.status == 404, (method, path, await r.text())
         status, _ = await stack.get(alice, url)
         assert status == 200, path
-    for listing in ("/v1/messages", "/v1/webhooks"):
+    for listing in ("/v1/messages", "/v1/webhooks", "/v1/inbound"):
         _, page = await stack.get(bob, listing)
         assert not {item["id"] for item in page["data"]} & set(ids.values()), listing
 
