@@ -318,6 +318,13 @@ async def test_every_route_with_an_id_keeps_tenants_apart(stack: Stack) -> None:
     _, sent = await stack.send(alice, {"to": [us_number(), us_number()], "body": "private"})
     await stack.final_webhook(alice, sent["messages"][0]["id"])
     _, hooks = await stack.get(alice, "/v1/webhooks")
+    async with stack.http.post(
+        f"{stack.api}/v1/sender-ids",
+        json={"sender_id": "AliceCo", "purpose": "isolation"},
+        headers=alice.headers,
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        sender_id = (await resp.json())["id"]
     inbound_number = f"1415555{uuid.uuid4().int % 10_000:04d}"
     async with stack.pool.acquire() as conn:
         await accounts.add_number(conn, alice.account_id, inbound_number, "")
@@ -333,6 +340,7 @@ async def test_every_route_with_an_id_keeps_tenants_apart(stack: Stack) -> None:
         "message": sent["messages"][0]["id"],
         "batch": sent["batch_id"],
         "webhook": hooks["data"][0]["id"],
+        "sender_id": sender_id,
         "inbound": mo.json["data"]["id"],
         "opt-out": "%2B14155552671",
     }
@@ -341,6 +349,7 @@ async def test_every_route_with_an_id_keeps_tenants_apart(stack: Stack) -> None:
         "/v1/batches/{id}": "batch",
         "/v1/webhooks/{id}": "webhook",
         "/v1/webhooks/{id}/deliveries": "webhook",
+        "/v1/sender-ids/{id}": "sender_id",
         "/v1/inbound/{id}": "inbound",
         "/v1/opt-outs/{phone}": "opt-out",
     }
@@ -356,7 +365,7 @@ async def test_every_route_with_an_id_keeps_tenants_apart(stack: Stack) -> None:
                 assert r.status == 404, (method, path, await r.text())
         status, _ = await stack.get(alice, url)
         assert status == 200, path
-    for listing in ("/v1/messages", "/v1/webhooks", "/v1/inbound"):
+    for listing in ("/v1/messages", "/v1/webhooks", "/v1/inbound", "/v1/sender-ids"):
         _, page = await stack.get(bob, listing)
         assert not {item["id"] for item in page["data"]} & set(ids.values()), listing
 
