@@ -17,7 +17,12 @@ from broker.webhooks.events import MESSAGE_STATUS, event_id_for, make_event
 
 #: Customers are told about the outcome of a message; intermediate states are in its history.
 NOTIFIED_STATUSES: frozenset[MessageStatus] = frozenset(
-    {MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED}
+    {
+        MessageStatus.DELIVERED,
+        MessageStatus.UNDELIVERED,
+        MessageStatus.FAILED,
+        MessageStatus.CANCELED,
+    }
 )
 #: Outcomes worth a log line of their own.
 _LOGGED_STATUSES: frozenset[MessageStatus] = frozenset(

@@ -9,6 +9,7 @@ parts went out with and the handset can still join them.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from uuid import UUID
 
 from broker.long_mode import LongMode, segment
@@ -34,10 +35,24 @@ def source_address(sender: str | None) -> tuple[str, int, int]:
     return sender, TON_ALPHANUMERIC, NPI_UNKNOWN
 
 
+def smpp_absolute_time(at: datetime) -> str:
+    """SMPP 3.4 absolute time (5.2.19), "YYMMDDhhmmsstnnp", in UTC: tenths 0, offset 00, '+'."""
+    if at.tzinfo is None:
+        raise ValueError("an SMPP time needs an aware datetime")
+    return at.astimezone(UTC).strftime("%y%m%d%H%M%S") + "000+"
+
+
 def plan_parts(
-    message_id: UUID, to: str, sender: str | None, body: str, mode: LongMode
+    message_id: UUID,
+    to: str,
+    sender: str | None,
+    body: str,
+    mode: LongMode,
+    *,
+    validity_period: str = "",
 ) -> list[SubmitPart]:
-    """The PDUs for one message, in sequence order (seq = index + 1)."""
+    """The PDUs for one message, in sequence order (seq = index + 1). ``validity_period``:
+    the submit_sm field as is (smpp_absolute_time; empty: the carrier's default)."""
     src, ton, npi = source_address(sender)
     dest = to.lstrip("+")
 
@@ -55,6 +70,7 @@ def plan_parts(
             source_addr_npi=npi,
             dest_addr_ton=TON_INTERNATIONAL,
             dest_addr_npi=NPI_ISDN,
+            validity_period=validity_period,
             tlvs=tlvs or {},
         )
 

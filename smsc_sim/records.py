@@ -22,6 +22,8 @@ class SubmitRecord:
     dest_addr_ton: int = 0
     dest_addr_npi: int = 0
     tlvs: dict[int, bytes] = field(default_factory=dict)
+    #: The submit_sm validity_period as received ("" when the ESME left it empty).
+    validity_period: str = ""
     submitted_at: float = 0.0  # wall-clock seconds, for the receipt's submit date
     outcome: str | None = None
 
@@ -36,6 +38,7 @@ class SubmitRecord:
             "esm_class": self.esm_class,
             "registered_delivery": self.registered_delivery,
             "tlvs": {f"0x{tag:04x}": value.hex() for tag, value in self.tlvs.items()},
+            "validity_period": self.validity_period,
             "submitted_at": self.submitted_at,
             "outcome": self.outcome,
         }

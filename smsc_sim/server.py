@@ -177,6 +177,7 @@ class SmscSimulator:
             dest_addr_ton=_int(body.get("dest_addr_ton")),
             dest_addr_npi=_int(body.get("dest_addr_npi")),
             tlvs=pdu.tlvs,
+            validity_period=str(body.get("validity_period") or ""),
             submitted_at=time.time(),
         )
         self.submitted.append(record)

@@ -18,12 +18,13 @@ from broker.queues import Amqp, QueueNames
 from workers.charge import ChargeWorker
 from workers.events import EventsWorker
 from workers.forwarder import DeliverForwarder
+from workers.scheduler import Scheduler
 from workers.submit import SubmitWorker
 from workers.webhook_sender import WebhookSender
 
 log = structlog.get_logger(__name__)
 
-ROLES = ("charge", "submit", "events", "webhooks")
+ROLES = ("charge", "scheduler", "submit", "events", "webhooks")
 
 
 class Role(Protocol):
@@ -55,6 +56,8 @@ class WorkerSet:
     def _make(self, role: str, pool: asyncpg.Pool) -> Role:
         if role == "charge":
             return ChargeWorker(pool, self.amqp)
+        if role == "scheduler":
+            return Scheduler(pool, self.amqp)
         if role == "submit":
             return SubmitWorker(
                 pool,

@@ -36,7 +36,7 @@ from broker.smpp.receipt import IdFormat, canonical_message_id
 from broker.status import PartStatus
 from broker.store import connectors, ledger
 from broker.store import messages as store
-from broker.submit_plan import plan_parts
+from broker.submit_plan import plan_parts, smpp_absolute_time
 from workers.consumer import TRANSIENT, Consumer
 from workers.forwarder import DeliverForwarder
 from workers.poison import dead_letter_body
@@ -201,7 +201,12 @@ class SubmitWorker:
         take_back = bool(message.redelivered or job.retry or attempt > 1)
         claimed = await store.claim(self.pool, ids, take_back)
         outcomes = Outcomes()
-        await asyncio.gather(*(self._submit_message(runtime, row, outcomes) for row in claimed))
+        await asyncio.gather(
+            *(
+                self._submit_message(runtime, row, outcomes, job.plain_bodies.get(row["id"]))
+                for row in claimed
+            )
+        )
         failed_rows = await self._record(name, outcomes)
         if outcomes.retry:
             log.info(
@@ -211,23 +216,44 @@ class SubmitWorker:
                 message_ids=[str(i) for i in outcomes.retry[:5]],
             )
             await asyncio.sleep(RETRY_PAUSE)
+            plain = {i: job.plain_bodies[i] for i in outcomes.retry if i in job.plain_bodies}
             await self.amqp.publish(
-                self.amqp.names.submit(name), SubmitJob(ids=outcomes.retry, retry=True)
+                self.amqp.names.submit(name),
+                SubmitJob(ids=outcomes.retry, retry=True, plain_bodies=plain),
             )
         await publish_events(self.amqp, status_events(failed_rows))
 
     async def _submit_message(
-        self, runtime: ConnectorRuntime, row: asyncpg.Record, out: Outcomes
+        self,
+        runtime: ConnectorRuntime,
+        row: asyncpg.Record,
+        out: Outcomes,
+        plain_body: str | None = None,
     ) -> None:
+        """Submit one claimed message's parts. ``plain_body``: the text the carrier gets
+        instead of the stored (masked) body; it is never logged."""
         mid: UUID = row["id"]
-        age = (datetime.now(UTC) - row["created_at"]).total_seconds()
+        now = datetime.now(UTC)
+        expires_at: datetime | None = row["expires_at"]
+        if expires_at is not None and now >= expires_at:
+            out.failed[mid] = ("EXPIRED", "its validity period ended before a carrier took it")
+            return
+        # Validity counts from when the message was due (a scheduled one is not old).
+        age = (now - row["due_at"]).total_seconds()
         if age > self.validity:
             out.failed[mid] = (
                 "EXPIRED",
                 f"no carrier took the message within {self.validity:.0f} s",
             )
             return
-        parts = plan_parts(mid, row["to_number"], row["sender"], row["body"], runtime.mode)
+        parts = plan_parts(
+            mid,
+            row["to_number"],
+            row["sender"],
+            plain_body if plain_body is not None else row["body"],
+            runtime.mode,
+            validity_period=smpp_absolute_time(expires_at) if expires_at is not None else "",
+        )
         done = set(row["done"])
         todo = [(seq, p) for seq, p in enumerate(parts, start=1) if seq not in done]
         results = await asyncio.gather(

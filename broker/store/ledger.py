@@ -44,12 +44,13 @@ SELECT balance FROM moved
 """
 
 # The ledger's unique index on (message_id) for refunds makes this safe to run twice: only
-# refunds actually written move a balance.
+# refunds actually written move a balance. A failed message and a canceled one (scheduled,
+# canceled before it was due) get their cost back alike.
 REFUND_FAILED = """
 WITH r AS (
     INSERT INTO ledger (account_id, amount, reason, message_id)
     SELECT account_id, cost, 'refund', id FROM messages
-     WHERE id = ANY($1::uuid[]) AND cost > 0 AND status = 'failed'
+     WHERE id = ANY($1::uuid[]) AND cost > 0 AND status IN ('failed', 'canceled')
     ON CONFLICT (message_id) WHERE reason = 'refund' DO NOTHING
     RETURNING account_id, amount
 )
@@ -98,7 +99,7 @@ async def credit(conn: asyncpg.Connection, account_id: UUID, amount: Decimal) ->
 
 
 async def refund_failed(db: Db, message_ids: list[UUID]) -> None:
-    """Give a failed message's cost back, once however often this runs for it."""
+    """Give a failed (or canceled) message's cost back, once however often this runs for it."""
     if message_ids:
         await db.execute(REFUND_FAILED, message_ids)
 
