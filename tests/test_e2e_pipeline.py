@@ -346,6 +346,7 @@ async def test_every_route_with_an_id_keeps_tenants_apart(stack: Stack) -> None:
     }
     resource = {
         "/v1/messages/{id}": "message",
+        "/v1/messages/{id}/cancel": "message",
         "/v1/batches/{id}": "batch",
         "/v1/webhooks/{id}": "webhook",
         "/v1/webhooks/{id}/deliveries": "webhook",
