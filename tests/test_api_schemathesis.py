@@ -150,4 +150,7 @@ def test_every_route_was_exercised_and_answered_successfully() -> None:
         "GET /v1/webhooks/{id}",
         "DELETE /v1/webhooks/{id}",
         "GET /v1/webhooks/{id}/deliveries",
+        "GET /v1/inbound/{id}",
+        "GET /v1/opt-outs/{phone}",
+        "DELETE /v1/opt-outs/{phone}",
     }, never_succeeded
