@@ -23,12 +23,13 @@ from api import (
     sender_ids,
     webhooks,
 )
-from api.auth import KeyCache, RateLimiter, auth_middleware
+from api.auth import KeyCache, auth_middleware
 from api.context import AMQP, INGEST, POOL, ROUTES, SETTINGS
 from api.contract import register
 from api.errors import error_body, error_response, http_error_response
 from api.key_usage import KEY_USAGE, KeyUsage
 from api.metrics import metrics_middleware
+from api.ratelimit import LIMITER, RateLimiter, open_redis
 from broker.config import Settings
 from broker.db import create_pool
 from broker.errors import BrokerError
@@ -66,18 +67,23 @@ def _route(request: web.Request) -> str:
 
 def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Application:
     """The app; it opens its own pool and AMQP connection unless given a shared one."""
+    limiter = RateLimiter(settings.queue_prefix)
     app = web.Application(
         middlewares=[
             metrics_middleware,
             error_middleware,
-            auth_middleware(RateLimiter(), KeyCache(settings.auth_cache_seconds)),
+            auth_middleware(limiter, KeyCache(settings.auth_cache_seconds)),
         ],
         client_max_size=1024 * 1024,
     )
     app[SETTINGS] = settings
     app[ROUTES] = RouteTable()
+    app[LIMITER] = limiter
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
+        # Redis connects on first use, so a Redis down at startup only degrades the API.
+        redis = open_redis(settings)
+        limiter.use(redis)
         app[POOL] = await create_pool(settings.database_url, size=settings.db_pool_size)
         own = amqp is None
         app[AMQP] = amqp or Amqp(settings.amqp_url, QueueNames(settings.queue_prefix))
@@ -92,6 +98,8 @@ def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Applicati
             await app[AMQP].close()
         await app[KEY_USAGE].stop()
         await app[POOL].close()
+        await limiter.close()
+        await redis.aclose()
 
     app.cleanup_ctx.append(resources)
     for module in (

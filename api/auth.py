@@ -1,4 +1,4 @@
-"""Who is calling: API key authentication and the per-key rate limit.
+"""Who is calling: API key authentication and the per-key rate limit (api/ratelimit.py).
 
 A key comes as ``Authorization: Bearer KEY``, ``X-API-Key: KEY`` or ``?api_key=KEY``. The key's
 row and its account's balance come back in one indexed query, so a send needs no second
@@ -7,7 +7,6 @@ round trip to check the balance.
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import UTC, datetime
 
@@ -18,6 +17,7 @@ from aiohttp.typedefs import Handler, Middleware
 from api.context import CALLER, POOL, Caller
 from api.errors import ApiError, error_response, http_error_response
 from api.key_usage import note_use
+from api.ratelimit import RateLimiter
 from broker.db import unavailable_as_error
 from broker.errors import BrokerError
 from broker.keys import key_hash
@@ -35,27 +35,6 @@ def presented_key(request: web.Request) -> str | None:
             raise ApiError(401, "UNAUTHORIZED", "the Authorization header must be 'Bearer KEY'")
         return value.strip()
     return request.headers.get("X-API-Key") or request.query.get("api_key") or None
-
-
-class RateLimiter:
-    """A fixed one-minute window per key, counted in this API process."""
-
-    def __init__(self) -> None:
-        self._windows: dict[object, tuple[int, int]] = {}
-
-    def hit(self, key: object, limit: int, now: float | None = None) -> tuple[bool, int, int]:
-        """(allowed, remaining, seconds until the window resets)."""
-        now = time.time() if now is None else now
-        window = int(now // 60)
-        start, count = self._windows.get(key, (window, 0))
-        if start != window:
-            count = 0
-        count += 1
-        self._windows[key] = (window, count)
-        if len(self._windows) > 100_000:
-            self._windows = {k: v for k, v in self._windows.items() if v[0] == window}
-        reset = math.ceil((window + 1) * 60 - now)
-        return count <= limit, max(0, limit - count), reset
 
 
 #: A refusal to remember: (HTTP status, code, message). An exception object is not cached, as
@@ -137,20 +116,21 @@ def auth_middleware(limiter: RateLimiter, cache: KeyCache) -> Middleware:
         if request.path in PUBLIC_PATHS or not request.path.startswith("/v1/"):
             return await handler(request)
         found = await authenticate(request, cache)
-        allowed, remaining, reset = limiter.hit(found.key_id, found.rate_limit)
-        limit_headers = {
-            "X-RateLimit-Limit": str(found.rate_limit),
-            "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": str(reset),
-        }
-        if not allowed:
-            raise ApiError(
-                429,
-                "RATE_LIMIT_EXCEEDED",
-                f"more than {found.rate_limit} requests this minute; retry in {reset}s",
-                headers={**limit_headers, "Retry-After": str(reset)},
-                extra={"retry_after": reset},
-            )
+        verdict = await limiter.check(found.key_id, found.rate_limit)
+        # Redis unreachable: the request goes on unchecked, and only the limit is known.
+        limit_headers = {"X-RateLimit-Limit": str(found.rate_limit)}
+        if verdict is not None:
+            limit_headers["X-RateLimit-Remaining"] = str(verdict.remaining)
+            limit_headers["X-RateLimit-Reset"] = str(verdict.reset)
+            if not verdict.allowed:
+                wait = verdict.retry_after
+                raise ApiError(
+                    429,
+                    "RATE_LIMIT_EXCEEDED",
+                    f"more than {found.rate_limit} requests a minute; retry in {wait}s",
+                    headers={**limit_headers, "Retry-After": str(wait)},
+                    extra={"retry_after": wait},
+                )
         request[CALLER] = found
         try:
             response = await handler(request)

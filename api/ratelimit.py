@@ -1,7 +1,7 @@
 """Per-key rate limits shared by every API process: GCRA in one Lua script on Redis.
 
-Each check is one round trip (EVALSHA of a script loaded once; redis-py loads it again by
-itself if Redis forgot it). A key's state is one Redis string, its theoretical arrival time
+Each check is one round trip (EVALSHA of a script loaded once; loaded again if Redis forgot
+it). A key's state is one Redis string, its theoretical arrival time
 (TAT) in microseconds of Redis's own clock, so every process agrees on time; it expires by
 itself once the key's allowance is full again. A key with ``rate_limit`` N may burst N
 requests, then one more every 60/N seconds.
@@ -13,8 +13,12 @@ alone for a moment (a circuit breaker) so an outage does not cost every request 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import time
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import structlog
@@ -22,8 +26,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from api.metrics import RATE_LIMIT_UNAVAILABLE
 from broker.config import Settings
@@ -72,38 +75,66 @@ class Verdict:
     retry_after: int
 
 
+def _no_client_info() -> dict[str, Any]:
+    """Skip CLIENT SETINFO on connect: two round trips per new connection, for a label."""
+    try:
+        from redis.driver_info import DriverInfo
+    except ImportError:  # redis-py before 7
+        return {"lib_name": None, "lib_version": None}
+    return {"driver_info": DriverInfo(name=None, lib_version=None)}
+
+
 def open_redis(settings: Settings) -> Redis:
     """A client that gives up fast: one try, ``redis_timeout`` to connect and to answer."""
-    return Redis.from_url(
+    client: Redis = Redis.from_url(
         settings.redis_url,
         socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
+        **_no_client_info(),
     )
+    return client
+
+
+#: One pending check: (Redis key, limit, now in µs or "", where its answer goes).
+_Pending = tuple[str, int, int | str, "asyncio.Future[Verdict | None]"]
 
 
 class RateLimiter:
-    """GCRA per API key on a shared Redis; ``check`` answers None when Redis cannot say."""
+    """GCRA per API key on a shared Redis; ``check`` answers None when Redis cannot say.
+
+    Checks made while a round trip is under way wait for it to end and then go together, as
+    one pipeline of EVALSHAs on one connection: still one round trip per request, but one
+    write and one read for many requests under load, and no storm of new connections (each
+    a handshake that a busy machine may not finish within the timeout).
+    """
 
     def __init__(self, prefix: str, *, breaker_seconds: float = BREAKER_SECONDS) -> None:
         self.prefix = f"{prefix}:ratelimit:"
         self.breaker_seconds = breaker_seconds
         self._redis: Redis | None = None
-        self._script: AsyncScript | None = None
+        self._sha = hashlib.sha1(GCRA.encode()).hexdigest()
+        self._queue: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
         #: monotonic time before which Redis is not tried; 0 when Redis is believed up.
         self._skip_until = 0.0
         self._outage = False
 
     def use(self, client: Redis | None) -> None:
-        """Attach the app's client (at startup), or detach it (at cleanup)."""
+        """Attach the app's client (at startup)."""
         self._redis = client
-        self._script = None if client is None else client.register_script(GCRA)
 
-    @property
-    def available(self) -> bool:
-        """False while in an outage (the last try failed)."""
-        return self._redis is not None and not self._outage
+    async def close(self) -> None:
+        """Detach the client (at cleanup); checks still waiting go on unchecked."""
+        self._redis = None
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        self._answer_all(self._queue, None)
+        self._queue = []
 
     def key(self, key_id: UUID | str) -> str:
         return f"{self.prefix}{key_id}"
@@ -112,32 +143,74 @@ class RateLimiter:
         self, key_id: UUID | str, limit: int, now_us: int | None = None
     ) -> Verdict | None:
         """Count one request of ``key_id`` against ``limit`` per minute; None: unchecked."""
-        script = self._script
-        if script is None:
+        if self._redis is None or (self._skip_until and time.monotonic() < self._skip_until):
             RATE_LIMIT_UNAVAILABLE.inc()
             return None
-        if self._skip_until:
-            moment = time.monotonic()
-            if moment < self._skip_until:
-                RATE_LIMIT_UNAVAILABLE.inc()
-                return None
-            # This request probes; the others keep skipping until it has an answer.
-            self._skip_until = moment + self.breaker_seconds
-        try:
-            answer = await script(
-                keys=[self.key(key_id)], args=[limit, "" if now_us is None else now_us]
+        answer: asyncio.Future[Verdict | None] = asyncio.get_running_loop().create_future()
+        self._queue.append((self.key(key_id), limit, "" if now_us is None else now_us, answer))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        verdict = await answer
+        if verdict is None:
+            RATE_LIMIT_UNAVAILABLE.inc()
+        return verdict
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            if self._skip_until:
+                moment = time.monotonic()
+                if moment < self._skip_until:
+                    self._answer_all(batch, None)
+                    continue
+                # This batch probes; checks arriving meanwhile are let through unchecked.
+                self._skip_until = moment + self.breaker_seconds
+            try:
+                verdicts = await self._run(batch)
+            except asyncio.CancelledError:
+                self._answer_all(batch + self._queue, None)
+                self._queue = []
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever Redis did, requests go on
+                self._failed(exc)
+                self._answer_all(batch, None)
+                continue
+            self._recovered()
+            for (_, _, _, answer), verdict in zip(batch, verdicts, strict=True):
+                if not answer.done():
+                    answer.set_result(verdict)
+
+    async def _run(self, batch: list[_Pending]) -> list[Verdict | None]:
+        """One pipeline for the batch; the script is loaded if Redis does not know it."""
+        redis = self._redis
+        if redis is None:
+            return [None] * len(batch)
+        replies = await self._pipeline(redis, batch)
+        if any(isinstance(r, NoScriptError) for r in replies):
+            await redis.script_load(GCRA)
+            replies = await self._pipeline(redis, batch)
+        verdicts: list[Verdict | None] = []
+        for reply in replies:
+            if isinstance(reply, Exception):  # e.g. OOM: Redis cannot count, as if down
+                raise reply
+            allowed, remaining, reset, retry_after = (int(v) for v in reply)
+            verdicts.append(
+                Verdict(bool(allowed), max(0, remaining), max(1, reset), max(1, retry_after))
             )
-        except (TimeoutError, RedisError, OSError) as exc:
-            self._failed(exc)
-            RATE_LIMIT_UNAVAILABLE.inc()
-            return None
-        if self._skip_until:
-            self._skip_until = 0.0
-        if self._outage:
-            self._outage = False
-            log.info("rate limits checked again: Redis answers")
-        allowed, remaining, reset, retry_after = (int(v) for v in answer)
-        return Verdict(bool(allowed), max(0, remaining), max(1, reset), max(1, retry_after))
+        return verdicts
+
+    async def _pipeline(self, redis: Redis, batch: list[_Pending]) -> list[Any]:
+        pipe = redis.pipeline(transaction=False)
+        for key, limit, now_us, _ in batch:
+            pipe.evalsha(self._sha, 1, key, limit, now_us)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
+
+    @staticmethod
+    def _answer_all(batch: list[_Pending], verdict: Verdict | None) -> None:
+        for _, _, _, answer in batch:
+            if not answer.done():
+                answer.set_result(verdict)
 
     def _failed(self, exc: BaseException) -> None:
         self._skip_until = time.monotonic() + self.breaker_seconds
@@ -148,6 +221,12 @@ class RateLimiter:
                 error=type(exc).__name__,
                 detail=str(exc)[:200],
             )
+
+    def _recovered(self) -> None:
+        self._skip_until = 0.0
+        if self._outage:
+            self._outage = False
+            log.info("rate limits checked again: Redis answers")
 
     async def ping(self) -> bool:
         """Whether Redis answers now (for /readyz); never raises."""

@@ -74,7 +74,8 @@ def _auth(secret: str) -> dict[str, str]:
 async def test_gcra_bursts_to_the_limit_then_refuses_then_recovers(redis_client: Redis) -> None:
     prefix = _prefix()
     limiter = RateLimiter(prefix)
-    limiter.use(open_redis(replace(Settings(), redis_url=REDIS_URL)))
+    client = open_redis(replace(Settings(), redis_url=REDIS_URL))
+    limiter.use(client)
     key_id = uuid.uuid4()
     t0 = 1_900_000_000 * SECOND
     try:
@@ -102,16 +103,15 @@ async def test_gcra_bursts_to_the_limit_then_refuses_then_recovers(redis_client:
         assert other is not None and other.allowed and other.remaining == 2
     finally:
         await _drop_keys(redis_client, prefix)
-        client = limiter._redis
-        limiter.use(None)
-        assert client is not None
+        await limiter.close()
         await client.aclose()
 
 
 async def test_gcra_large_limits_and_the_redis_clock(redis_client: Redis) -> None:
     prefix = _prefix()
     limiter = RateLimiter(prefix)
-    limiter.use(open_redis(replace(Settings(), redis_url=REDIS_URL)))
+    client = open_redis(replace(Settings(), redis_url=REDIS_URL))
+    limiter.use(client)
     try:
         key_id = uuid.uuid4()
         # 1,000,000 a minute: 60 µs apart, a burst of a million.
@@ -129,9 +129,7 @@ async def test_gcra_large_limits_and_the_redis_clock(redis_client: Redis) -> Non
         assert after is not None and not after.allowed
     finally:
         await _drop_keys(redis_client, prefix)
-        client = limiter._redis
-        limiter.use(None)
-        assert client is not None
+        await limiter.close()
         await client.aclose()
 
 
