@@ -48,7 +48,7 @@ class OtpSend(BaseModel):
             "examples": [
                 {
                     "to": "+14155552671",
-                    "from": "Acme",
+                    "from": "14155550100",
                     "length": 6,
                     "expiry_minutes": 10,
                     "message": "Your Acme code is {{code}}",
