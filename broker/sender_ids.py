@@ -11,12 +11,12 @@ may be a send's ``from`` (the check is ``store.is_approved``). SQL: broker.store
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from broker.errors import Conflict, InputError, NotFound
 from broker.phone import check_sender
+from broker.status import SenderIdStatus
 from broker.store import Db
 from broker.store import sender_ids as store
 from broker.text import has_unstorable
@@ -25,12 +25,6 @@ SenderIdRow = store.SenderIdRow
 
 MAX_REASON = 500
 MAX_PURPOSE = 500
-
-
-class SenderIdStatus(StrEnum):
-    PENDING = store.PENDING
-    APPROVED = store.APPROVED
-    REJECTED = store.REJECTED
 
 
 def parse_sender_id(raw: Any) -> str:

@@ -9,7 +9,7 @@ from uuid import UUID
 from broker import sender_ids
 from broker.errors import InputError
 from broker.resources import iso
-from broker.sender_ids import SenderIdStatus
+from broker.status import SenderIdStatus
 from cli.admin import account_id, json_flag
 from cli.common import emit, fail, with_db
 

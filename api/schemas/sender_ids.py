@@ -12,7 +12,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic_core import PydanticCustomError
 
 from api.schemas.common import Text, checked
-from broker.sender_ids import MAX_PURPOSE, SenderIdStatus, parse_sender_id
+from broker.sender_ids import MAX_PURPOSE, parse_sender_id
+from broker.status import SenderIdStatus
 
 #: The rule of broker.sender_ids.parse_sender_id (which also refuses one made only of spaces),
 #: for the document.

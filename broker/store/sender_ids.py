@@ -1,7 +1,7 @@
 """Sender IDs an account registered, and the operator's decision on each.
 
 Every customer query is scoped to one account: another account's id finds nothing. Statuses
-travel as parameters (pending, approved, rejected: see broker.sender_ids.SenderIdStatus).
+travel as parameters (broker.status.SenderIdStatus).
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from uuid import UUID
 
 import asyncpg
 
+from broker.status import SenderIdStatus
 from broker.store import Db
 
-#: The status a send's alphanumeric `from` needs (broker.sender_ids.SenderIdStatus.APPROVED).
-APPROVED = "approved"
+#: The status a send's alphanumeric `from` needs.
+APPROVED = SenderIdStatus.APPROVED.value
 #: The status of a registration awaiting the operator.
-PENDING = "pending"
+PENDING = SenderIdStatus.PENDING.value
 #: The one status a registration may be renewed from.
-REJECTED = "rejected"
+REJECTED = SenderIdStatus.REJECTED.value
 
 _COLUMNS = "id, account_id, sender_id, purpose, status, reason, created_at, decided_at"
 
