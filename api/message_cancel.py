@@ -22,6 +22,7 @@ from broker.db import unavailable_as_error
 from broker.errors import Conflict, DependencyUnavailable, NotFound
 from broker.notify import publish_events, status_events
 from broker.resources import message_resource
+from broker.status import MessageStatus
 from broker.store import schedule
 
 endpoints = Endpoints("messages")
@@ -53,6 +54,8 @@ async def cancel_message(request: web.Request) -> Message:
             if row is not None:
                 break
             status = await schedule.status_of(pool, who.account_id, message_id)
+        if status is MessageStatus.SCHEDULED:
+            continue  # stored just now, between the two statements: cancel it
         if status is not None:
             raise Conflict(
                 f"message {message_id} is {status}: only a scheduled message can be canceled",
