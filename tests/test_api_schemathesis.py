@@ -151,4 +151,9 @@ def test_every_route_was_exercised_and_answered_successfully() -> None:
         "GET /v1/webhooks/{id}",
         "DELETE /v1/webhooks/{id}",
         "GET /v1/webhooks/{id}/deliveries",
+        "GET /v1/sender-ids/{id}",
+        "DELETE /v1/sender-ids/{id}",
+        "GET /v1/inbound/{id}",
+        "GET /v1/opt-outs/{phone}",
+        "DELETE /v1/opt-outs/{phone}",
     }, never_succeeded
