@@ -24,9 +24,11 @@ from uuid import UUID
 import structlog
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from api.metrics import RATE_LIMIT_UNAVAILABLE
 from broker.config import Settings
@@ -105,9 +107,9 @@ class RateLimiter:
     """GCRA per API key on a shared Redis; ``check`` answers None when Redis cannot say.
 
     Checks made while a round trip is under way wait for it to end and then go together, as
-    one pipeline of EVALSHAs on one connection: still one round trip per request, but one
-    write and one read for many requests under load, and no storm of new connections (each
-    a handshake that a busy machine may not finish within the timeout).
+    EVALSHAs pipelined in one write on the limiter's one connection: still one round trip per
+    request, but one write and one read for many requests under load, and no storm of new
+    connections (each a handshake that a busy machine may not finish within the timeout).
     """
 
     def __init__(self, prefix: str, *, breaker_seconds: float = BREAKER_SECONDS) -> None:
@@ -117,6 +119,8 @@ class RateLimiter:
         self._sha = hashlib.sha1(GCRA.encode()).hexdigest()
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        #: The connection the checks go on, taken from the client's pool and kept.
+        self._conn: Connection | None = None
         #: monotonic time before which Redis is not tried; 0 when Redis is believed up.
         self._skip_until = 0.0
         self._outage = False
@@ -127,12 +131,15 @@ class RateLimiter:
 
     async def close(self) -> None:
         """Detach the client (at cleanup); checks still waiting go on unchecked."""
-        self._redis = None
+        redis, self._redis = self._redis, None
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
+        if self._conn is not None and redis is not None:
+            await redis.connection_pool.release(self._conn)
+        self._conn = None
         self._answer_all(self._queue, None)
         self._queue = []
 
@@ -181,14 +188,22 @@ class RateLimiter:
                     answer.set_result(verdict)
 
     async def _run(self, batch: list[_Pending]) -> list[Verdict | None]:
-        """One pipeline for the batch; the script is loaded if Redis does not know it."""
+        """One write and its replies for the batch; the script is loaded if Redis lost it."""
         redis = self._redis
         if redis is None:
             return [None] * len(batch)
-        replies = await self._pipeline(redis, batch)
+        reused = self._conn is not None
+        try:
+            replies = await self._send(redis, batch)
+        except RedisConnectionError:
+            if not reused:
+                raise
+            # The kept connection had died while idle (a Redis restart, a proxy): once more on a
+            # new one. Should the first write have run, the key is counted twice, once.
+            replies = await self._send(redis, batch)
         if any(isinstance(r, NoScriptError) for r in replies):
             await redis.script_load(GCRA)
-            replies = await self._pipeline(redis, batch)
+            replies = await self._send(redis, batch)
         verdicts: list[Verdict | None] = []
         for reply in replies:
             if isinstance(reply, Exception):  # e.g. OOM: Redis cannot count, as if down
@@ -199,12 +214,29 @@ class RateLimiter:
             )
         return verdicts
 
-    async def _pipeline(self, redis: Redis, batch: list[_Pending]) -> list[Any]:
-        pipe = redis.pipeline(transaction=False)
-        for key, limit, now_us, _ in batch:
-            pipe.evalsha(self._sha, 1, key, limit, now_us)
-        replies: list[Any] = await pipe.execute(raise_on_error=False)
-        return replies
+    async def _send(self, redis: Redis, batch: list[_Pending]) -> list[Any]:
+        """EVALSHA for each check in one write on the limiter's own connection, then every
+        reply (an error reply is kept in its place, so the connection stays in step)."""
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = await redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            commands = [("EVALSHA", self._sha, 1, key, limit, now) for key, limit, now, _ in batch]
+            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            replies: list[Any] = []
+            for _ in batch:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            self._conn = None
+            await conn.disconnect(nowait=True)
+            await redis.connection_pool.release(conn)
+            # The pool's idle connections (SCRIPT LOAD's, /readyz's) went the same way.
+            await redis.connection_pool.disconnect(inuse_connections=False)
+            raise
 
     @staticmethod
     def _answer_all(batch: list[_Pending], verdict: Verdict | None) -> None:
@@ -232,10 +264,14 @@ class RateLimiter:
         """Whether Redis answers now (for /readyz); never raises."""
         if self._redis is None:
             return False
-        try:
-            return bool(await self._redis.ping())
-        except (TimeoutError, RedisError, OSError):
-            return False
+        for _ in range(2):  # a pooled connection may have died while idle: once more
+            try:
+                return bool(await self._redis.ping())
+            except RedisConnectionError:
+                continue
+            except (TimeoutError, RedisError, OSError):
+                return False
+        return False
 
 
 LIMITER = web.AppKey("rate_limiter", RateLimiter)

@@ -427,6 +427,27 @@ async def test_redis_down_fails_open_and_recovers(
         await runner.cleanup()
 
 
+async def test_a_redis_restart_while_idle_costs_no_check(
+    throwaway_redis: ThrowawayRedis,
+) -> None:
+    """The limiter keeps one connection; one that died while idle is replaced at once, not
+    taken for an outage (which would let requests through unchecked)."""
+    limiter = RateLimiter(_prefix())
+    client = open_redis(replace(Settings(), redis_url=throwaway_redis.url))
+    limiter.use(client)
+    try:
+        first = await limiter.check(uuid.uuid4(), 5)
+        assert first is not None and first.allowed
+        throwaway_redis.stop()
+        await throwaway_redis.start()
+        key_id = uuid.uuid4()
+        after = [await limiter.check(key_id, 2) for _ in range(3)]
+        assert [v.allowed if v else None for v in after] == [True, True, False]
+    finally:
+        await limiter.close()
+        await client.aclose()
+
+
 async def test_a_slow_redis_costs_one_timeout_not_one_per_request(
     settings: Settings, pool: asyncpg.Pool
 ) -> None:
