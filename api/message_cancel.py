@@ -1,13 +1,14 @@
 """POST /v1/messages/{id}/cancel: a scheduled message canceled before it is due, and refunded.
 
 The API answers a send 202 before the charge worker has stored its rows, so a cancel right
-after a send may find nothing yet: an id that is not found is looked up again for a short
-while before the answer is 404.
+after a send may find nothing yet: an id this API gave in the last minute that is not found
+is looked up again for a short while before the answer is 404.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from uuid import UUID
 
 import asyncpg
@@ -20,6 +21,7 @@ from api.schemas.messages import Message
 from broker.accounts import parse_uuid
 from broker.db import unavailable_as_error
 from broker.errors import Conflict, DependencyUnavailable, NotFound
+from broker.ids import issued_at
 from broker.notify import publish_events, status_events
 from broker.resources import message_resource
 from broker.status import MessageStatus
@@ -31,6 +33,14 @@ log = structlog.get_logger(__name__)
 #: How long a cancel waits for a just-accepted message to be stored, and how often it looks.
 STORE_WAIT = 2.0
 STORE_POLL = 0.1
+#: Only an id this API gave (a UUIDv7, broker.ids) this recently may not be stored yet; any
+#: other unknown id is answered 404 at once.
+RECENT = 60.0
+
+
+def _may_be_on_its_way(message_id: UUID) -> bool:
+    made = issued_at(message_id)
+    return made is not None and -RECENT < time.time() - made < RECENT
 
 
 @endpoints.post(
@@ -61,7 +71,7 @@ async def cancel_message(request: web.Request) -> Message:
                 f"message {message_id} is {status}: only a scheduled message can be canceled",
                 code="NOT_CANCELABLE",
             )
-        if loop.time() >= deadline:
+        if loop.time() >= deadline or not _may_be_on_its_way(message_id):
             raise NotFound(f"message {message_id} not found")
         await asyncio.sleep(STORE_POLL)
     await _notify(request, message_id, row)

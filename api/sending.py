@@ -23,6 +23,7 @@ from api.metrics import MESSAGES_ACCEPTED
 from api.schemas.messages import AcceptedMessage, EncodingName
 from broker.db import unavailable_as_error
 from broker.errors import InputError, InsufficientCredits
+from broker.ids import new_id
 from broker.long_mode import LongMode, PartCounter
 from broker.phone import is_numeric_sender
 from broker.queue_messages import IngestRequest
@@ -107,7 +108,7 @@ def plan(
             estimate += route.price * seg.segments
         messages.append(
             AcceptedMessage(
-                id=uuid.uuid4(),
+                id=new_id(),
                 to=to,
                 status=MessageStatus.FAILED if refused else status,
                 encoding=encoding,
@@ -141,7 +142,7 @@ async def prepare(request: web.Request, draft: Draft) -> Prepared:
     expires_at = due + timedelta(seconds=draft.validity_period) if draft.validity_period else None
     ingest = IngestRequest(
         account_id=who.account_id,
-        batch_id=uuid.uuid4() if len(messages) > 1 else None,
+        batch_id=new_id() if len(messages) > 1 else None,
         body=draft.body,
         sender=found.sender,
         client_ref=draft.client_ref,
