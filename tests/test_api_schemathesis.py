@@ -156,4 +156,7 @@ def test_every_route_was_exercised_and_answered_successfully() -> None:
         "GET /v1/inbound/{id}",
         "GET /v1/opt-outs/{phone}",
         "DELETE /v1/opt-outs/{phone}",
+        "GET /v1/keys/{id}",
+        "DELETE /v1/keys/{id}",
+        "POST /v1/keys/{id}/regenerate",
     }, never_succeeded
