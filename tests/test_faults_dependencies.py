@@ -129,7 +129,11 @@ async def test_dependency_cut_then_back(settings: Settings, pool: asyncpg.Pool, 
 
             await proxy.restore()
             ids.append(await accepted_after_recovery(piece, 3))
-            assert (await wait_ready(piece))["checks"] == {"postgres": "ok", "rabbitmq": "ok"}
+            assert (await wait_ready(piece))["checks"] == {
+                "postgres": "ok",
+                "rabbitmq": "ok",
+                "redis": "ok",
+            }
         statuses = await piece.wait_final(ids)
         assert set(statuses.values()) == {"delivered"}
         await piece.assert_charged_once(ids)
