@@ -481,7 +481,11 @@ async def test_health_readiness_and_metrics(stack: Stack) -> None:
         assert resp.status == 200
     async with stack.http.get(f"{stack.api}/readyz") as resp:
         assert resp.status == 200
-        assert (await resp.json())["checks"] == {"postgres": "ok", "rabbitmq": "ok"}
+        body = await resp.json()
+        assert body == {
+            "status": "ready",
+            "checks": {"postgres": "ok", "rabbitmq": "ok", "redis": "ok"},
+        }
     customer = await stack.customer()
     await stack.send(customer, {"to": us_number(), "body": "counted"})
     async with stack.http.get(f"{stack.api}/metrics") as resp:
