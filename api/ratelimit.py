@@ -1,10 +1,10 @@
 """Per-key rate limits shared by every API process: GCRA in one Lua script on Redis.
 
 Each check is one round trip (EVALSHA of a script loaded once; loaded again if Redis forgot
-it). A key's state is one Redis string, its theoretical arrival time
-(TAT) in microseconds of Redis's own clock, so every process agrees on time; it expires by
-itself once the key's allowance is full again. A key with ``rate_limit`` N may burst N
-requests, then one more every 60/N seconds.
+it). A key's state is one Redis string, its theoretical arrival time (TAT) in microseconds of
+Redis's own clock, so every process agrees on time; it expires by itself once the key's
+allowance is full again. A key with ``rate_limit`` N may burst N requests, then one more
+every 60/N seconds.
 
 Redis holds nothing that must not be lost. When it is unreachable or slow (a short socket
 timeout), requests go on unchecked (fail open), a counter says how many, and Redis is left
@@ -35,7 +35,6 @@ from broker.config import Settings
 
 log = structlog.get_logger(__name__)
 
-PERIOD_US = 60_000_000
 #: After a failed check, requests skip Redis for this long before one tries it again.
 BREAKER_SECONDS = 1.5
 
