@@ -90,9 +90,10 @@ class Stack:
 @pytest.fixture(scope="module")
 async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
     sim = await start_sim()
-    await add_connector(pool, "sim", sim.port)
+    name = f"checks-{uuid.uuid4().hex[:8]}"
+    await add_connector(pool, name, sim.port)
     async with pool.acquire() as conn:
-        await accounts.add_route(conn, "", "sim", Decimal(1))
+        await accounts.add_route(conn, "", name, Decimal(1))
     async with gateway(settings) as gw:
         yield Stack(gw.api, gw.http, pool, sim, gw.receiver)
     await sim.stop()
