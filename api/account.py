@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.context import POOL, caller
+from api.context import POOL, SEND_RULES, caller
 from api.contract import Endpoints, body_of
 from api.schemas.account import Account, AccountUpdate, Balance, WebhookSecretRotated
 from broker import accounts as accounts_domain
@@ -56,6 +56,7 @@ async def update_account(request: web.Request) -> Account:
     changes = body_of(request, AccountUpdate).changes()
     async with unavailable_as_error(), request.app[POOL].acquire() as conn:
         found = await accounts_domain.update_account(conn, who.account_id, **changes)
+    request.app[SEND_RULES].forget(who.account_id)
     return Account.of(found)
 
 

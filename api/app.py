@@ -24,12 +24,13 @@ from api import (
     webhooks,
 )
 from api.auth import KeyCache, auth_middleware
-from api.context import AMQP, INGEST, POOL, ROUTES, SETTINGS
+from api.context import AMQP, INGEST, POOL, ROUTES, SEND_RULES, SETTINGS
 from api.contract import register
 from api.errors import error_body, error_response, http_error_response
 from api.key_usage import KEY_USAGE, KeyUsage
 from api.metrics import metrics_middleware
 from api.ratelimit import LIMITER, RateLimiter, open_redis
+from api.send_rules import SendRulesCache
 from broker.config import Settings
 from broker.db import create_pool
 from broker.errors import BrokerError
@@ -78,6 +79,7 @@ def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Applicati
     )
     app[SETTINGS] = settings
     app[ROUTES] = RouteTable()
+    app[SEND_RULES] = SendRulesCache(settings.auth_cache_seconds)
     app[LIMITER] = limiter
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 from aiohttp import web
 
+from api.send_rules import SendRulesCache
 from broker.config import Settings
 from broker.packing import PackedPublisher
 from broker.queues import Amqp
@@ -20,6 +21,7 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 AMQP = web.AppKey("amqp", Amqp)
 INGEST = web.AppKey("ingest", PackedPublisher)
 ROUTES = web.AppKey("routes", RouteTable)
+SEND_RULES = web.AppKey("send_rules", SendRulesCache)
 
 
 @dataclass(frozen=True, slots=True)

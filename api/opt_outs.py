@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.context import POOL, caller
+from api.context import POOL, SEND_RULES, caller
 from api.contract import Endpoints, body_of, query_of
 from api.schemas.inbound import encode_position
 from api.schemas.opt_outs import OptOut, OptOutCreate, OptOutPage, OptOutQuery
@@ -72,6 +72,7 @@ async def add_opt_out(request: web.Request) -> OptOut | web.Response:
     phone = body_of(request, OptOutCreate).phone
     async with unavailable_as_error():
         row, new = await store.add(request.app[POOL], who.account_id, phone, source="api")
+    request.app[SEND_RULES].forget(who.account_id)
     answer = OptOut.of(row)
     if new:
         return answer
@@ -107,6 +108,7 @@ async def delete_opt_out(request: web.Request) -> web.Response:
     phone = _phone(request)
     async with unavailable_as_error():
         removed = await store.remove(request.app[POOL], who.account_id, phone)
+    request.app[SEND_RULES].forget(who.account_id)
     if removed is None:
         raise NotFound(f"{phone} has not opted out")
     return web.Response(status=204)

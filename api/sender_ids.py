@@ -6,7 +6,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from api.context import POOL, caller
+from api.context import POOL, SEND_RULES, caller
 from api.contract import Endpoints, body_of, query_of
 from api.schemas.sender_ids import (
     SenderId,
@@ -98,4 +98,5 @@ async def withdraw_sender_id(request: web.Request) -> web.Response:
     sender_id_id = _sender_id_id(request)
     async with unavailable_as_error():
         await sender_ids.withdraw(request.app[POOL], who.account_id, sender_id_id)
+    request.app[SEND_RULES].forget(who.account_id)
     return web.Response(status=204)

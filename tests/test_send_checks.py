@@ -80,6 +80,11 @@ class Stack:
             phone,
         )
 
+    async def rules_expire(self) -> None:
+        """A change made behind the API's back (here: SQL; in production: the operator's CLI,
+        another process) is seen once the API's one-second memory of the account lapses."""
+        await asyncio.sleep(RULES_TTL + 0.1)
+
     async def stored(self, customer: Customer) -> int:
         count: int = await self.pool.fetchval(
             "SELECT count(*) FROM messages WHERE account_id = $1", customer.account_id
@@ -97,6 +102,9 @@ async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
     async with gateway(settings) as gw:
         yield Stack(gw.api, gw.http, pool, sim, gw.receiver)
     await sim.stop()
+
+
+RULES_TTL = Settings().auth_cache_seconds
 
 
 def number() -> str:
@@ -131,6 +139,7 @@ async def test_an_alphanumeric_sender_must_be_approved(stack: Stack) -> None:
         "UPDATE sender_ids SET status = 'approved', decided_at = now() WHERE account_id = $1",
         customer.account_id,
     )
+    await stack.rules_expire()
     status, body = await stack.send(customer, {"to": to, "body": "hi", "from": "AcmeBank"})
     assert status == 202, body
     data = await stack.final(customer, body["messages"][0]["id"])
@@ -171,6 +180,7 @@ async def test_the_default_sender_is_used_without_from(stack: Stack) -> None:
     await stack.pool.execute(
         "UPDATE sender_ids SET status = 'rejected' WHERE account_id = $1", customer.account_id
     )
+    await stack.rules_expire()
     status, body = await stack.send(customer, {"to": to, "body": "hi"})
     assert status == 400 and body["error"]["code"] == "INVALID_SENDER_ID"
     assert "default sender" in body["error"]["message"]
@@ -218,6 +228,36 @@ async def test_an_opted_out_recipient_in_a_batch_fails_uncharged(stack: Stack) -
     )
     assert charges == 0
     assert await ledger_consistent(stack.pool, customer.account_id) == (Decimal(9), Decimal(9))
+
+
+async def test_an_opt_out_over_the_api_is_honoured_by_the_next_send(stack: Stack) -> None:
+    customer = await stack.customer(credits=10)
+    to = number()
+    status, body = await stack.send(customer, {"to": to, "body": "first"})
+    assert status == 202, body
+    async with stack.http.post(
+        f"{stack.api}/v1/opt-outs", json={"phone": to}, headers=customer.headers
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+    status, body = await stack.send(customer, {"to": to, "body": "second"})
+    assert status == 403 and body["error"]["code"] == "OPTED_OUT"
+    async with stack.http.delete(
+        f"{stack.api}/v1/opt-outs/{to}", headers=customer.headers
+    ) as resp:
+        assert resp.status == 204
+    status, body = await stack.send(customer, {"to": to, "body": "third"})
+    assert status == 202, body
+
+
+async def test_an_opt_out_made_elsewhere_is_honoured_within_a_second(stack: Stack) -> None:
+    customer = await stack.customer(credits=10)
+    to = number()
+    status, body = await stack.send(customer, {"to": to, "body": "first"})
+    assert status == 202, body
+    await stack.opt_out(customer, to)  # e.g. a STOP handled by the events worker
+    await stack.rules_expire()
+    status, body = await stack.send(customer, {"to": to, "body": "second"})
+    assert status == 403 and body["error"]["code"] == "OPTED_OUT"
 
 
 # --- scheduling bounds -----------------------------------------------------------------
