@@ -10,7 +10,8 @@ from aiohttp import web
 
 from api.context import POOL, caller
 from api.contract import Endpoints, query_of
-from api.schemas.inbound import InboundMessage, InboundPage, InboundQuery, encode_position
+from api.schemas.inbound import InboundMessage, InboundPage, InboundQuery
+from api.schemas.pages import encode_cursor
 from broker.accounts import parse_uuid
 from broker.db import unavailable_as_error
 from broker.errors import NotFound
@@ -41,7 +42,7 @@ async def list_inbound(request: web.Request) -> InboundPage:
         )
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    next_cursor = encode_position(rows[-1].received_at, str(rows[-1].id)) if more else None
+    next_cursor = encode_cursor(rows[-1].received_at, rows[-1].id) if more else None
     return InboundPage(data=[InboundMessage.of(r) for r in rows], next_cursor=next_cursor)
 
 

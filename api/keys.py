@@ -16,8 +16,8 @@ from api.schemas.keys import (
     ApiKeyList,
     KeyCreate,
     KeyQuery,
-    encode_cursor,
 )
+from api.schemas.pages import encode_cursor
 from broker import api_keys
 from broker.accounts import parse_uuid
 from broker.db import unavailable_as_error
@@ -90,7 +90,7 @@ async def list_keys(request: web.Request) -> ApiKeyList:
         found = await api_keys.page(
             request.app[POOL], who.account_id, after=query.position, limit=query.limit
         )
-    cursor = encode_cursor(found.next_position) if found.next_position is not None else None
+    cursor = encode_cursor(*found.next_position) if found.next_position is not None else None
     return ApiKeyList(data=[_resource(k) for k in found.data], next_cursor=cursor)
 
 

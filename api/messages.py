@@ -21,8 +21,8 @@ from api.schemas.messages import (
     MessageQuery,
     SendAccepted,
     SendRequest,
-    encode_cursor,
 )
+from api.schemas.pages import encode_cursor
 from broker.accounts import parse_uuid
 from broker.db import unavailable_as_error
 from broker.errors import BrokerError, NotFound

@@ -11,8 +11,8 @@ from aiohttp import web
 
 from api.context import POOL, SEND_RULES, caller
 from api.contract import Endpoints, body_of, query_of
-from api.schemas.inbound import encode_position
 from api.schemas.opt_outs import OptOut, OptOutCreate, OptOutPage, OptOutQuery
+from api.schemas.pages import encode_cursor
 from broker.db import unavailable_as_error
 from broker.errors import InputError, NotFound
 from broker.opt_outs import normalize_phone
@@ -53,7 +53,7 @@ async def list_opt_outs(request: web.Request) -> OptOutPage:
         )
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    next_cursor = encode_position(rows[-1].created_at, rows[-1].phone) if more else None
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].phone) if more else None
     return OptOutPage(data=[OptOut.of(r) for r in rows], next_cursor=next_cursor)
 
 

@@ -8,12 +8,12 @@ from aiohttp import web
 
 from api.context import POOL, SEND_RULES, caller
 from api.contract import Endpoints, body_of, query_of
+from api.schemas.pages import encode_cursor
 from api.schemas.sender_ids import (
     SenderId,
     SenderIdCreate,
     SenderIdPage,
     SenderIdQuery,
-    encode_cursor,
 )
 from broker import sender_ids
 from broker.accounts import parse_uuid

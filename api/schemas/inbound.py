@@ -1,11 +1,8 @@
-"""GET /v1/inbound: the account's inbound messages (MO), newest first; and the page cursor
-shared with the opt-out list (a position: a timestamp and a key)."""
+"""GET /v1/inbound: the account's inbound messages (MO), newest first."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
@@ -13,42 +10,13 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from api.schemas.common import Text
+from api.schemas.pages import PageQuery
 from broker.inbound import address
 from broker.opt_outs import command_of, sender_phone
 from broker.store.inbound import InboundRow
 
-#: Cursor timestamps outside these years were never written by this API.
-_CURSOR_YEARS = range(2000, 10000)
 #: A `since` PostgreSQL and Python both hold in any time zone.
 _SINCE_YEARS = range(1970, 9999)
-
-
-def encode_position(at: datetime, key: str) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{key}".encode()).decode()
-
-
-def decode_position(raw: str) -> tuple[datetime, str]:
-    """(timestamp, key) of a cursor this API gave; PydanticCustomError INVALID_CURSOR else."""
-    try:
-        stamp, sep, key = base64.urlsafe_b64decode(raw.encode()).decode().partition("|")
-        at = datetime.fromisoformat(stamp)
-        if not sep or not key or at.tzinfo is None or at.year not in _CURSOR_YEARS:
-            raise ValueError("not a position")
-        return at.astimezone(UTC), key
-    except (ValueError, OverflowError, binascii.Error, UnicodeError) as exc:
-        raise PydanticCustomError(
-            "INVALID_CURSOR", "`cursor` is not a cursor this API gave"
-        ) from exc
-
-
-def _inbound_position(raw: str) -> tuple[datetime, UUID]:
-    at, key = decode_position(raw)
-    try:
-        return at, UUID(key)
-    except ValueError as exc:
-        raise PydanticCustomError(
-            "INVALID_CURSOR", "`cursor` is not a cursor this API gave"
-        ) from exc
 
 
 Action = Literal["opt_out", "opt_in", "help"]
@@ -116,7 +84,7 @@ def _address(value: str | None) -> str | None:
     return None if value is None else address(value.strip())
 
 
-class InboundQuery(BaseModel):
+class InboundQuery(PageQuery):
     model_config = ConfigDict(populate_by_name=True)
 
     from_number: Text | None = Field(
@@ -134,8 +102,6 @@ class InboundQuery(BaseModel):
     since: datetime | None = Field(
         None, description="Only messages received at or after this time (RFC 3339)."
     )
-    limit: int = Field(50, ge=1, le=200)
-    cursor: Text | None = Field(None, max_length=200)
 
     @field_validator("from_number", "to_number")
     @classmethod
@@ -152,14 +118,3 @@ class InboundQuery(BaseModel):
         if value is not None and value.year not in _SINCE_YEARS:
             raise PydanticCustomError("INVALID_TIMESTAMP", "`since` is out of range")
         return value
-
-    @field_validator("cursor")
-    @classmethod
-    def _cursor(cls, value: str | None) -> str | None:
-        if value is not None:
-            _inbound_position(value)
-        return value
-
-    @property
-    def position(self) -> tuple[datetime, UUID] | None:
-        return _inbound_position(self.cursor) if self.cursor is not None else None

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from api.schemas.common import Text
+from api.schemas.pages import PageQuery
 
 Channel = Literal["sms", "whatsapp"]
 
@@ -84,39 +82,5 @@ class ApiKeyList(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
-#: Cursor timestamps outside these years were never written by this API.
-_CURSOR_YEARS = range(2000, 10000)
-
-
-def encode_cursor(position: tuple[datetime, UUID]) -> str:
-    created_at, key_id = position
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{key_id}".encode()).decode()
-
-
-def decode_cursor(raw: str) -> tuple[datetime, UUID]:
-    try:
-        stamp, _, kid = base64.urlsafe_b64decode(raw.encode()).decode().partition("|")
-        created_at = datetime.fromisoformat(stamp)
-        if created_at.tzinfo is None or created_at.year not in _CURSOR_YEARS:
-            raise ValueError("out of range")
-        return created_at.astimezone(UTC), UUID(kid)
-    except (ValueError, OverflowError, binascii.Error, UnicodeError) as exc:
-        raise PydanticCustomError(
-            "INVALID_CURSOR", "`cursor` is not a cursor this API gave"
-        ) from exc
-
-
-class KeyQuery(BaseModel):
-    limit: int = Field(50, ge=1, le=200)
-    cursor: Text | None = Field(None, max_length=200)
-
-    @field_validator("cursor")
-    @classmethod
-    def _cursor(cls, value: str | None) -> str | None:
-        if value is not None:
-            decode_cursor(value)
-        return value
-
-    @property
-    def position(self) -> tuple[datetime, UUID] | None:
-        return decode_cursor(self.cursor) if self.cursor is not None else None
+class KeyQuery(PageQuery):
+    """The account's keys, newest first."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
@@ -30,6 +28,7 @@ from api.schemas.common import (
     destination_url,
     storable,
 )
+from api.schemas.pages import CURSOR_YEARS, PageQuery
 from broker.phone import check_sender, parse_recipients
 from broker.status import MessageStatus, PartStatus
 from broker.text import MAX_CALLBACK_URL, MAX_CLIENT_REF
@@ -261,28 +260,7 @@ class MessagePage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
-#: Cursor timestamps outside these years were never written by this API.
-_CURSOR_YEARS = range(2000, 10000)
-
-
-def encode_cursor(created_at: datetime, message_id: UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{message_id}".encode()).decode()
-
-
-def _decode_cursor(raw: str) -> tuple[datetime, UUID]:
-    try:
-        stamp, _, mid = base64.urlsafe_b64decode(raw.encode()).decode().partition("|")
-        created_at = datetime.fromisoformat(stamp)
-        if created_at.tzinfo is None or created_at.year not in _CURSOR_YEARS:
-            raise ValueError("out of range")
-        return created_at.astimezone(UTC), UUID(mid)
-    except (ValueError, OverflowError, binascii.Error, UnicodeError) as exc:
-        raise PydanticCustomError(
-            "INVALID_CURSOR", "`cursor` is not a cursor this API gave"
-        ) from exc
-
-
-class MessageQuery(BaseModel):
+class MessageQuery(PageQuery):
     """Filters of the message list; each one alone or combined, newest first."""
 
     model_config = ConfigDict(populate_by_name=True)
@@ -297,8 +275,6 @@ class MessageQuery(BaseModel):
     client_ref: ClientRef = Field(None, description="Exactly the `client_ref` of the send.")
     created_after: AwareDatetime | None = Field(None, description="RFC 3339, exclusive.")
     created_before: AwareDatetime | None = Field(None, description="RFC 3339, exclusive.")
-    limit: int = Field(50, ge=1, le=200)
-    cursor: Text | None = Field(None, max_length=200)
 
     @field_validator("to")
     @classmethod
@@ -311,20 +287,9 @@ class MessageQuery(BaseModel):
     @field_validator("created_after", "created_before")
     @classmethod
     def _in_range(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.year not in _CURSOR_YEARS:
+        if value is not None and value.year not in CURSOR_YEARS:
             raise PydanticCustomError("INVALID_INPUT", "the date is out of range")
         return value
-
-    @field_validator("cursor")
-    @classmethod
-    def _cursor(cls, value: str | None) -> str | None:
-        if value is not None:
-            _decode_cursor(value)
-        return value
-
-    @property
-    def position(self) -> tuple[datetime, UUID] | None:
-        return _decode_cursor(self.cursor) if self.cursor is not None else None
 
 
 class Batch(BaseModel):

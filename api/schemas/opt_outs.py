@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from api.schemas.common import Text
-from api.schemas.inbound import decode_position
+from api.schemas.pages import PageQuery
 from broker.opt_outs import normalize_phone
 from broker.store.opt_outs import OptOutRow
 
@@ -75,17 +75,7 @@ class OptOutPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
-class OptOutQuery(BaseModel):
-    limit: int = Field(50, ge=1, le=200)
-    cursor: Text | None = Field(None, max_length=200)
+class OptOutQuery(PageQuery):
+    """Opt-outs, newest first; a cursor's key is the phone number."""
 
-    @field_validator("cursor")
-    @classmethod
-    def _cursor(cls, value: str | None) -> str | None:
-        if value is not None:
-            decode_position(value)
-        return value
-
-    @property
-    def position(self) -> tuple[datetime, str] | None:
-        return decode_position(self.cursor) if self.cursor is not None else None
+    cursor_key = str

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, ClassVar
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from api.schemas.common import Text, checked
+from api.schemas.pages import PageQuery
 from broker.sender_ids import MAX_PURPOSE, parse_sender_id
 from broker.status import SenderIdStatus
 
@@ -71,41 +70,7 @@ class SenderIdPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
-#: Cursor timestamps outside these years were never written by this API.
-_CURSOR_YEARS = range(2000, 10000)
-
-
-def encode_cursor(created_at: datetime, row_id: UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode()
-
-
-def _decode_cursor(raw: str) -> tuple[datetime, UUID]:
-    try:
-        stamp, _, rid = base64.urlsafe_b64decode(raw.encode()).decode().partition("|")
-        created_at = datetime.fromisoformat(stamp)
-        if created_at.tzinfo is None or created_at.year not in _CURSOR_YEARS:
-            raise ValueError("out of range")
-        return created_at.astimezone(UTC), UUID(rid)
-    except (ValueError, OverflowError, binascii.Error, UnicodeError) as exc:
-        raise PydanticCustomError(
-            "INVALID_CURSOR", "`cursor` is not a cursor this API gave"
-        ) from exc
-
-
-class SenderIdQuery(BaseModel):
+class SenderIdQuery(PageQuery):
     error_codes: ClassVar[dict[str, str]] = {"status": "INVALID_STATUS"}
 
     status: SenderIdStatus | None = Field(None, description="Only sender IDs in this status.")
-    limit: int = Field(50, ge=1, le=200)
-    cursor: Text | None = Field(None, max_length=200)
-
-    @field_validator("cursor")
-    @classmethod
-    def _cursor(cls, value: str | None) -> str | None:
-        if value is not None:
-            _decode_cursor(value)
-        return value
-
-    @property
-    def position(self) -> tuple[datetime, UUID] | None:
-        return _decode_cursor(self.cursor) if self.cursor is not None else None
