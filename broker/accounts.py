@@ -225,7 +225,7 @@ async def create_key(
     expires_at = (
         datetime.now(UTC) + timedelta(days=expires_days) if expires_days is not None else None
     )
-    key_id = await keys_db.insert(
+    row = await keys_db.insert_row(
         conn,
         account_id,
         name=name,
@@ -235,7 +235,7 @@ async def create_key(
         channels=list(dict.fromkeys(channels)),
         expires_at=expires_at,
     )
-    return CreatedKey(key_id, secret, keys.display_prefix(secret), expires_at)
+    return CreatedKey(row["id"], secret, keys.display_prefix(secret), expires_at)
 
 
 #: The settings an operator may give a connector (the connectors columns).

@@ -108,31 +108,6 @@ async def insert_row(
     return row
 
 
-async def insert(
-    db: Db,
-    account_id: UUID,
-    *,
-    name: str,
-    prefix: str,
-    key_hash: bytes,
-    rate_limit: int,
-    channels: Sequence[str],
-    expires_at: datetime | None,
-) -> UUID:
-    row = await insert_row(
-        db,
-        account_id,
-        name=name,
-        prefix=prefix,
-        key_hash=key_hash,
-        rate_limit=rate_limit,
-        channels=channels,
-        expires_at=expires_at,
-    )
-    key_id: UUID = row["id"]
-    return key_id
-
-
 async def owner_by_hash(db: Db, key_hash: bytes) -> asyncpg.Record | None:
     """The KEY_OWNER row of the key with this digest: id, account_id, rate_limit, channels,
     expires_at, revoked_at, and the account's region, balance and status."""
