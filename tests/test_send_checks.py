@@ -241,9 +241,7 @@ async def test_an_opt_out_over_the_api_is_honoured_by_the_next_send(stack: Stack
         assert resp.status == 201, await resp.text()
     status, body = await stack.send(customer, {"to": to, "body": "second"})
     assert status == 403 and body["error"]["code"] == "OPTED_OUT"
-    async with stack.http.delete(
-        f"{stack.api}/v1/opt-outs/{to}", headers=customer.headers
-    ) as resp:
+    async with stack.http.delete(f"{stack.api}/v1/opt-outs/{to}", headers=customer.headers) as resp:
         assert resp.status == 204
     status, body = await stack.send(customer, {"to": to, "body": "third"})
     assert status == 202, body
@@ -353,9 +351,7 @@ async def test_search_by_every_filter_with_pagination(stack: Stack) -> None:
     # a local number is read with the account's region
     assert await all_pages(to=alice.removeprefix("+1")) == newest_first
     assert set(await all_pages(client_ref="bob-0")) == {ids["bob"][i] for i in (0, 2, 4)}
-    assert set(await all_pages(batch_id=batch["batch_id"])) == {
-        m["id"] for m in batch["messages"]
-    }
+    assert set(await all_pages(batch_id=batch["batch_id"])) == {m["id"] for m in batch["messages"]}
     assert set(await all_pages(status="delivered")) == set(everything)
     assert await all_pages(status="failed") == []
     assert await all_pages(to=alice, client_ref="alice-1") == [ids["alice"][3], ids["alice"][1]]
@@ -392,3 +388,46 @@ async def test_search_with_bad_filters_is_a_400(
     status, body = await stack.get(customer, "/v1/messages", **{param: value})
     assert status == 400, body
     assert body["error"]["code"] == code
+
+
+# --- the API's memory of an account's send rules -----------------------------------------
+
+
+async def test_send_rules_are_remembered_for_the_ttl_and_forgotten_on_demand(
+    stack: Stack,
+) -> None:
+    from api.send_rules import SendRulesCache
+
+    customer = await stack.customer(credits=1)
+    to = number()
+    cache = SendRulesCache(ttl=60)
+    rules = await cache.rules(stack.pool, customer.account_id)
+    assert await cache.opted_out(stack.pool, customer.account_id, rules, [to]) == frozenset()
+    await stack.opt_out(customer, to)
+    await stack.approve(customer, "Remembered")
+    again = await cache.rules(stack.pool, customer.account_id)
+    assert again is rules  # within the ttl: no query, the old answer
+    cache.forget(customer.account_id)
+    fresh = await cache.rules(stack.pool, customer.account_id)
+    assert fresh.approved_senders == {"Remembered"}
+    assert await cache.opted_out(stack.pool, customer.account_id, fresh, [to, number()]) == {to}
+    assert (await SendRulesCache(ttl=0).rules(stack.pool, customer.account_id)) == fresh
+
+
+async def test_an_account_with_many_opt_outs_is_asked_per_request(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.send_rules import SendRulesCache
+    from broker.store import send_checks
+
+    monkeypatch.setattr(send_checks, "SNAPSHOT_OPT_OUTS", 2)
+    customer = await stack.customer(credits=1)
+    refused = [number() for _ in range(3)]
+    for phone in dict.fromkeys(refused):
+        await stack.opt_out(customer, phone)
+    cache = SendRulesCache(ttl=60)
+    rules = await cache.rules(stack.pool, customer.account_id)
+    assert rules.opted_out is None  # too many to keep: asked about the recipients instead
+    other = number()
+    found = await cache.opted_out(stack.pool, customer.account_id, rules, [refused[0], other])
+    assert found == {refused[0]}
