@@ -74,10 +74,7 @@ class KeyUsage:
         while not stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), self._interval)
-            try:
-                await self.flush()
-            except Exception:  # noqa: BLE001 - the recorder outlives any one bad flush
-                log.exception("key use flush failed")
+            await self.flush()  # keeps the uses it could not write for the next time
 
     def start(self) -> None:
         if self._task is None:
