@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg
@@ -220,3 +220,40 @@ def with_settings(base: Settings, **overrides: Any) -> Settings:
     from dataclasses import replace
 
     return replace(base, **overrides)
+
+
+@dataclass
+class SimStack:
+    """A whole gateway whose default route is a simulated carrier: what a test module shares.
+    Modules subclass it with the helpers their tests speak in."""
+
+    api: str
+    http: aiohttp.ClientSession
+    pool: asyncpg.Pool
+    sim: SmscSimulator
+    receiver: WebhookReceiver
+    settings: Settings
+
+    async def customer(self, **kw: Any) -> Customer:
+        return await new_customer(self.pool, self.http, self.api, self.receiver, **kw)
+
+
+StackT = TypeVar("StackT", bound=SimStack)
+
+
+@asynccontextmanager
+async def sim_stack(
+    settings: Settings, pool: asyncpg.Pool, kind: type[StackT], connector: str
+) -> AsyncIterator[StackT]:
+    """The gateway on a simulated carrier reached by a connector named ``connector`` plus a
+    random tail (test modules share the session's database), as the default route."""
+    sim = await start_sim()
+    name = f"{connector}-{uuid.uuid4().hex[:6]}"
+    await add_connector(pool, name, sim.port)
+    async with pool.acquire() as conn:
+        await accounts.add_route(conn, "", name, Decimal(1))
+    try:
+        async with gateway(settings) as gw:
+            yield kind(gw.api, gw.http, pool, sim, gw.receiver, settings)
+    finally:
+        await sim.stop()

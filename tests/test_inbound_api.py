@@ -6,39 +6,24 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import asyncpg
 import pytest
 
 from broker import accounts
 from broker.config import Settings
-from smsc_sim import SmscSimulator
 from tests.harness import (
     Customer,
-    WebhookReceiver,
-    add_connector,
-    gateway,
-    new_customer,
-    start_sim,
+    SimStack,
+    sim_stack,
 )
 
 
-@dataclass
-class Stack:
-    api: str
-    http: aiohttp.ClientSession
-    pool: asyncpg.Pool
-    sim: SmscSimulator
-    receiver: WebhookReceiver
-
-    async def customer(self) -> Customer:
-        return await new_customer(self.pool, self.http, self.api, self.receiver)
+class Stack(SimStack):
+    """The module's gateway, with the helpers its tests speak in."""
 
     async def get(self, customer: Customer, path: str) -> tuple[int, Any]:
         async with self.http.get(f"{self.api}{path}", headers=customer.headers) as resp:
@@ -64,19 +49,10 @@ class Stack:
         return mid
 
 
-PREFIX = "inbound"
-
-
 @pytest.fixture(scope="module")
 async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
-    sim = await start_sim()
-    name = f"{PREFIX}-{uuid.uuid4().hex[:6]}"  # one connector per module: they share the DB
-    await add_connector(pool, name, sim.port)
-    async with pool.acquire() as conn:
-        await accounts.add_route(conn, "", name, Decimal(1))
-    async with gateway(settings) as gw:
-        yield Stack(gw.api, gw.http, pool, sim, gw.receiver)
-    await sim.stop()
+    async with sim_stack(settings, pool, Stack, "inbound") as stack:
+        yield stack
 
 
 async def test_list_newest_first_with_a_cursor_and_read_one(stack: Stack) -> None:

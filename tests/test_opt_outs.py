@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import asyncpg
 import pytest
 
@@ -26,27 +24,15 @@ from broker.segmentation.wire import decode_short_message
 from smsc_sim import SmscSimulator
 from tests.harness import (
     Customer,
-    WebhookReceiver,
-    add_connector,
-    gateway,
+    SimStack,
     ledger_consistent,
-    new_customer,
-    start_sim,
+    sim_stack,
     verify_standard_webhook,
 )
 
 
-@dataclass
-class Stack:
-    api: str
-    http: aiohttp.ClientSession
-    pool: asyncpg.Pool
-    sim: SmscSimulator
-    receiver: WebhookReceiver
-    settings: Settings
-
-    async def customer(self, **kw: Any) -> Customer:
-        return await new_customer(self.pool, self.http, self.api, self.receiver, **kw)
+class Stack(SimStack):
+    """The module's gateway, with the helpers its tests speak in."""
 
     async def call(
         self, customer: Customer, method: str, path: str, payload: Any = None
@@ -78,19 +64,10 @@ class Stack:
         return data
 
 
-PREFIX = "optout"
-
-
 @pytest.fixture(scope="module")
 async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
-    sim = await start_sim()
-    name = f"{PREFIX}-{uuid.uuid4().hex[:6]}"  # one connector per module: they share the DB
-    await add_connector(pool, name, sim.port)
-    async with pool.acquire() as conn:
-        await accounts.add_route(conn, "", name, Decimal(1))
-    async with gateway(settings) as gw:
-        yield Stack(gw.api, gw.http, pool, sim, gw.receiver, settings)
-    await sim.stop()
+    async with sim_stack(settings, pool, Stack, "optout") as stack:
+        yield stack
 
 
 def sender() -> str:

@@ -10,42 +10,27 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from broker import accounts
 from broker.config import Settings
 from broker.segmentation import decode_short_message
 from broker.smpp.constants import ESM_UDHI
-from smsc_sim import SmscSimulator
 from tests.harness import (
     Customer,
-    WebhookReceiver,
-    add_connector,
-    gateway,
+    SimStack,
     ledger_consistent,
-    new_customer,
-    start_sim,
+    sim_stack,
     verify_standard_webhook,
 )
 
 
-@dataclass
-class Stack:
-    api: str
-    http: aiohttp.ClientSession
-    pool: asyncpg.Pool
-    sim: SmscSimulator
-    receiver: WebhookReceiver
-
-    async def customer(self, **kw: Any) -> Customer:
-        return await new_customer(self.pool, self.http, self.api, self.receiver, **kw)
+class Stack(SimStack):
+    """The module's gateway, with the helpers its tests speak in."""
 
     async def post(
         self, customer: Customer, path: str, payload: Any
@@ -100,14 +85,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
-    sim = await start_sim()
-    name = f"otp-{uuid.uuid4().hex[:6]}"
-    await add_connector(pool, name, sim.port)
-    async with pool.acquire() as conn:
-        await accounts.add_route(conn, "", name, Decimal(1))
-    async with gateway(settings) as gw:
-        yield Stack(gw.api, gw.http, pool, sim, gw.receiver)
-    await sim.stop()
+    async with sim_stack(settings, pool, Stack, "otp") as stack:
+        yield stack
 
 
 def number() -> str:

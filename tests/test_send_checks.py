@@ -7,39 +7,25 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 
-from broker import accounts
 from broker.config import Settings
 from smsc_sim import SmscSimulator
 from tests.harness import (
     Customer,
-    WebhookReceiver,
-    add_connector,
-    gateway,
+    SimStack,
     ledger_consistent,
-    new_customer,
-    start_sim,
+    sim_stack,
 )
 
 
-@dataclass
-class Stack:
-    api: str
-    http: aiohttp.ClientSession
-    pool: asyncpg.Pool
-    sim: SmscSimulator
-    receiver: WebhookReceiver
-
-    async def customer(self, **kw: Any) -> Customer:
-        return await new_customer(self.pool, self.http, self.api, self.receiver, **kw)
+class Stack(SimStack):
+    """The module's gateway, with the helpers its tests speak in."""
 
     async def send(self, customer: Customer, payload: dict[str, Any]) -> tuple[int, Any]:
         async with self.http.post(
@@ -94,14 +80,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
-    sim = await start_sim()
-    name = f"checks-{uuid.uuid4().hex[:8]}"
-    await add_connector(pool, name, sim.port)
-    async with pool.acquire() as conn:
-        await accounts.add_route(conn, "", name, Decimal(1))
-    async with gateway(settings) as gw:
-        yield Stack(gw.api, gw.http, pool, sim, gw.receiver)
-    await sim.stop()
+    async with sim_stack(settings, pool, Stack, "checks") as stack:
+        yield stack
 
 
 RULES_TTL = Settings().auth_cache_seconds

@@ -27,8 +27,6 @@ from broker.store.ledger import LedgerReason
 OUTSIDE = ("cancelled", "DELIVERED", "pending", "expired", "", "sent ")
 
 
-
-
 def _quoted(definition: str) -> set[str]:
     return set(re.findall(r"'([^']*)'", definition))
 
