@@ -11,27 +11,19 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 
-from broker import accounts
 from broker.config import Settings
-from smsc_sim import SmscSimulator
 from tests.harness import (
     Customer,
     Received,
-    WebhookReceiver,
-    add_connector,
-    gateway,
-    new_customer,
-    start_sim,
+    SimStack,
+    sim_stack,
     verify_standard_webhook,
 )
 
@@ -40,16 +32,12 @@ SMSBROKER = str(Path(sys.executable).with_name("smsbroker"))
 CACHE_TTL = 2.0
 
 
-@dataclass
-class Stack:
-    api: str
-    http: aiohttp.ClientSession
-    pool: asyncpg.Pool
-    receiver: WebhookReceiver
-    dsn: str
+class Stack(SimStack):
+    """The module's gateway, with the helpers its tests speak in."""
 
-    async def customer(self, **kw: Any) -> Customer:
-        return await new_customer(self.pool, self.http, self.api, self.receiver, **kw)
+    @property
+    def dsn(self) -> str:
+        return self.settings.database_url
 
     async def call(
         self, method: str, customer: Customer, path: str, body: Any = None
@@ -77,14 +65,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
-    sim: SmscSimulator = await start_sim()
-    name = f"acct-{uuid.uuid4().hex[:6]}"
-    await add_connector(pool, name, sim.port)
-    async with pool.acquire() as conn:
-        await accounts.add_route(conn, "", name, Decimal(1))
-    async with gateway(settings) as gw:
-        yield Stack(gw.api, gw.http, pool, gw.receiver, settings.database_url)
-    await sim.stop()
+    async with sim_stack(settings, pool, Stack, "acct") as stack:
+        yield stack
 
 
 def signatures(hit: Received) -> int:
