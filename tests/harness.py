@@ -237,6 +237,19 @@ class SimStack:
     async def customer(self, **kw: Any) -> Customer:
         return await new_customer(self.pool, self.http, self.api, self.receiver, **kw)
 
+    async def send(self, customer: Customer, payload: dict[str, Any]) -> tuple[int, Any]:
+        """POST /v1/messages as the customer: (status, body)."""
+        async with self.http.post(
+            f"{self.api}/v1/messages", json=payload, headers=customer.headers
+        ) as resp:
+            return resp.status, await resp.json()
+
+    async def get(self, customer: Customer, path: str, **params: str) -> tuple[int, Any]:
+        async with self.http.get(
+            f"{self.api}{path}", params=params, headers=customer.headers
+        ) as resp:
+            return resp.status, await resp.json()
+
 
 StackT = TypeVar("StackT", bound=SimStack)
 

@@ -7,13 +7,11 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import aio_pika
-import aiohttp
 import asyncpg
 import pytest
 
@@ -22,39 +20,18 @@ from api.context import Caller
 from broker import accounts
 from broker.config import Settings
 from broker.queues import Amqp, QueueNames
-from smsc_sim import SmscSimulator
 from tests.harness import (
     Customer,
-    WebhookReceiver,
+    SimStack,
     add_connector,
-    gateway,
     ledger_consistent,
-    new_customer,
-    start_sim,
+    sim_stack,
     verify_standard_webhook,
 )
 
 
-@dataclass
-class Stack:
-    api: str
-    http: aiohttp.ClientSession
-    pool: asyncpg.Pool
-    sim: SmscSimulator
-    receiver: WebhookReceiver
-
-    async def customer(self, **kw: Any) -> Customer:
-        return await new_customer(self.pool, self.http, self.api, self.receiver, **kw)
-
-    async def send(self, customer: Customer, payload: dict[str, Any]) -> tuple[int, Any]:
-        async with self.http.post(
-            f"{self.api}/v1/messages", json=payload, headers=customer.headers
-        ) as resp:
-            return resp.status, await resp.json()
-
-    async def get(self, customer: Customer, path: str) -> tuple[int, Any]:
-        async with self.http.get(f"{self.api}{path}", headers=customer.headers) as resp:
-            return resp.status, await resp.json()
+class Stack(SimStack):
+    """The module's gateway, with the helpers its tests speak in."""
 
     async def final_webhook(self, customer: Customer, message_id: str) -> dict[str, Any]:
         hits = await self.receiver.wait_for(
@@ -71,13 +48,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
-    sim = await start_sim()
-    await add_connector(pool, "sim", sim.port)
-    async with pool.acquire() as conn:
-        await accounts.add_route(conn, "", "sim", Decimal(1))
-    async with gateway(settings) as gw:
-        yield Stack(gw.api, gw.http, pool, sim, gw.receiver)
-    await sim.stop()
+    async with sim_stack(settings, pool, Stack, "sim") as stack:
+        yield stack
 
 
 def us_number(suffix: str = "") -> str:

@@ -27,18 +27,6 @@ from tests.harness import (
 class Stack(SimStack):
     """The module's gateway, with the helpers its tests speak in."""
 
-    async def send(self, customer: Customer, payload: dict[str, Any]) -> tuple[int, Any]:
-        async with self.http.post(
-            f"{self.api}/v1/messages", json=payload, headers=customer.headers
-        ) as resp:
-            return resp.status, await resp.json()
-
-    async def get(self, customer: Customer, path: str, **params: str) -> tuple[int, Any]:
-        async with self.http.get(
-            f"{self.api}{path}", params=params, headers=customer.headers
-        ) as resp:
-            return resp.status, await resp.json()
-
     async def final(self, customer: Customer, message_id: str) -> dict[str, Any]:
         hits = await self.receiver.wait_for(
             lambda r: (
