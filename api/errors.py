@@ -13,6 +13,7 @@ from broker.errors import (
     BrokerError,
     Conflict,
     DependencyUnavailable,
+    Forbidden,
     InputError,
     InsufficientCredits,
     NotFound,
@@ -21,6 +22,7 @@ from broker.errors import (
 _STATUS: tuple[tuple[type[BrokerError], int], ...] = (
     (InputError, 400),
     (InsufficientCredits, 402),
+    (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
     (DependencyUnavailable, 503),
@@ -81,7 +83,7 @@ def error_response(exc: BrokerError) -> web.Response:
         if isinstance(exc, kind):
             status = code
             break
-    field = exc.field if isinstance(exc, InputError) else None
+    field = exc.field if isinstance(exc, InputError | Forbidden) else None
     details = getattr(exc, "details", None)
     headers = {"Retry-After": "5"} if status == 503 else None
     return web.json_response(

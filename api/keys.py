@@ -9,7 +9,6 @@ from aiohttp import web
 
 from api.context import POOL, Caller, caller
 from api.contract import Endpoints, body_of, query_of
-from api.errors import ApiError
 from api.schemas.keys import (
     ApiKey,
     ApiKeyCreated,
@@ -38,10 +37,6 @@ def _scope(who: Caller) -> api_keys.Scope:
     return api_keys.Scope(who.channels, who.rate_limit, who.expires_at)
 
 
-def _refused(exc: api_keys.ScopeExceeded) -> ApiError:
-    return ApiError(403, exc.code, exc.message, field=exc.field)
-
-
 def _resource(key: api_keys.KeyView) -> ApiKey:
     return ApiKey.model_validate(key, from_attributes=True)
 
@@ -61,19 +56,16 @@ def _with_secret(made: api_keys.KeyWithSecret) -> ApiKeyCreated:
 async def create_key(request: web.Request) -> ApiKeyCreated:
     who = caller(request)
     spec = body_of(request, KeyCreate)
-    try:
-        async with unavailable_as_error():
-            made = await api_keys.create(
-                request.app[POOL],
-                who.account_id,
-                _scope(who),
-                name=spec.name,
-                channels=spec.channels,
-                rate_limit=spec.rate_limit_per_minute,
-                expires_in_days=spec.expires_in_days,
-            )
-    except api_keys.ScopeExceeded as exc:
-        raise _refused(exc) from None
+    async with unavailable_as_error():
+        made = await api_keys.create(
+            request.app[POOL],
+            who.account_id,
+            _scope(who),
+            name=spec.name,
+            channels=spec.channels,
+            rate_limit=spec.rate_limit_per_minute,
+            expires_in_days=spec.expires_in_days,
+        )
     return _with_secret(made)
 
 
@@ -129,9 +121,6 @@ async def revoke_key(request: web.Request) -> ApiKey:
 async def regenerate_key(request: web.Request) -> ApiKeyCreated:
     who = caller(request)
     key_id = _key_id(request)
-    try:
-        async with unavailable_as_error(), request.app[POOL].acquire() as conn:
-            made = await api_keys.regenerate(conn, who.account_id, _scope(who), key_id)
-    except api_keys.ScopeExceeded as exc:
-        raise _refused(exc) from None
+    async with unavailable_as_error(), request.app[POOL].acquire() as conn:
+        made = await api_keys.regenerate(conn, who.account_id, _scope(who), key_id)
     return _with_secret(made)

@@ -20,7 +20,7 @@ from uuid import UUID
 import asyncpg
 
 from broker import keys
-from broker.errors import BrokerError, Conflict, NotFound
+from broker.errors import Conflict, Forbidden, NotFound
 from broker.store import Db
 from broker.store import accounts as accounts_db
 from broker.store import keys as keys_db
@@ -35,14 +35,13 @@ class KeyStatus(StrEnum):
     EXPIRED = "expired"
 
 
-class ScopeExceeded(BrokerError):
-    """A key asked for a key broader than itself (the API answers 403)."""
+class ScopeExceeded(Forbidden):
+    """A key asked for a key broader than itself."""
 
     code = "KEY_SCOPE_EXCEEDED"
 
     def __init__(self, message: str, *, field: str) -> None:
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field=field)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,8 @@
     BrokerError
     ├── InputError            bad input from a customer or an operator; changes nothing (400)
     │   └── (each carries a stable machine ``code`` and the offending ``field``)
+    ├── Forbidden             allowed to nobody in the caller's position, e.g. a key making a
+    │                         broader key (403; may name the ``field``)
     ├── NotFound              a resource that does not exist for this account (404)
     ├── Conflict              the request contradicts the current state (409)
     ├── InsufficientCredits   the balance cannot cover the cost (402)
@@ -32,6 +34,14 @@ class InputError(BrokerError):
     """Invalid input: answered 400 (CLI: exit code 2) and nothing is changed."""
 
     code = "INVALID_INPUT"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.field = field
+
+
+class Forbidden(BrokerError):
+    code = "FORBIDDEN"
 
     def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
         super().__init__(message, code=code)
