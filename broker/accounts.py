@@ -15,11 +15,13 @@ import phonenumbers
 
 from broker import keys
 from broker.errors import Conflict, InputError, NotFound
+from broker.phone import check_sender, is_numeric_sender
 from broker.store import Db, ledger
 from broker.store import accounts as accounts_db
 from broker.store import connectors as connectors_db
 from broker.store import inbound as inbound_db
 from broker.store import keys as keys_db
+from broker.store import sender_ids as sender_ids_db
 from broker.store.accounts import UNCHANGED, AccountRow
 from broker.text import has_unstorable
 from broker.webhooks.signing import new_secret
@@ -64,8 +66,6 @@ async def create_account(
     return account_id
 
 
-_SENDER_NUMERIC = re.compile(r"^\+?[0-9]{3,15}$")
-_SENDER_ALNUM = re.compile(r"^[A-Za-z0-9 ._&-]{3,11}$")
 HELP_TEXT_MAX = 918
 
 
@@ -82,17 +82,16 @@ def _text(value: Any, *, field: str, most: int) -> str:
 
 
 def sender_format(value: Any) -> str:
-    """A default sender: a number of 3–15 digits (optionally +) or 3–11 letters/digits."""
-    if not isinstance(value, str) or not (
-        _SENDER_NUMERIC.match(value) or (_SENDER_ALNUM.match(value) and not value.isspace())
-    ):
+    """A default sender to set, in the form of any sender (broker.phone.check_sender); blank
+    is refused (None, not '', clears it)."""
+    sender = check_sender(value, field="default_sender")
+    if sender is None:
         raise InputError(
-            "default_sender must be 3–11 letters/digits (an approved sender ID) or a number of"
-            " 3–15 digits",
+            "`default_sender` must not be blank (null clears it)",
             code="INVALID_SENDER_ID",
             field="default_sender",
         )
-    return value
+    return sender
 
 
 async def get_account(db: Db, account_id: UUID) -> AccountRow:
@@ -137,8 +136,8 @@ async def update_account(
         if (
             default_sender is not UNCHANGED
             and default_sender is not None
-            and not _SENDER_NUMERIC.match(default_sender)
-            and not await accounts_db.sender_approved(conn, account_id, default_sender)
+            and not is_numeric_sender(default_sender)
+            and not await sender_ids_db.is_approved(conn, account_id, default_sender)
         ):
             if not await accounts_db.exists(conn, account_id):
                 raise NotFound(f"account {account_id} not found")

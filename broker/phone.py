@@ -80,16 +80,17 @@ def is_numeric_sender(sender: str) -> bool:
     return _SENDER_NUMERIC.match(sender) is not None
 
 
-def check_sender(sender: Any) -> str | None:
-    """A sender id is 3–11 letters/digits (alphanumeric) or a number of up to 15 digits."""
+def check_sender(sender: Any, *, field: str = "from") -> str | None:
+    """A sender id is 3–11 letters/digits (alphanumeric) or a number of up to 15 digits;
+    None or '' is no sender."""
     if sender is None or sender == "":
         return None
     if not isinstance(sender, str) or not (
         _SENDER_NUMERIC.match(sender) or (_SENDER_ALNUM.match(sender) and not sender.isspace())
     ):
         raise InputError(
-            "`from` must be 3–11 letters/digits or a phone number of up to 15 digits",
+            f"`{field}` must be 3–11 letters/digits or a phone number of up to 15 digits",
             code="INVALID_SENDER_ID",
-            field="from",
+            field=field,
         )
     return sender

@@ -90,12 +90,6 @@ UPDATE accounts
  WHERE id = $1
 RETURNING {_ACCOUNT_COLUMNS}
 """
-#: The row is share-locked so it cannot be rejected or deleted before the update commits.
-SENDER_APPROVED = """
-SELECT true FROM sender_ids
- WHERE account_id = $1 AND sender_id = $2 AND status = 'approved'
-   FOR SHARE
-"""
 
 
 def _account(row: asyncpg.Record) -> AccountRow:
@@ -149,7 +143,3 @@ async def update_settings(
         *(v is not UNCHANGED for v in values),
     )
     return None if row is None else _account(row)
-
-
-async def sender_approved(db: Db, account_id: UUID, sender_id: str) -> bool:
-    return bool(await db.fetchval(SENDER_APPROVED, account_id, sender_id))

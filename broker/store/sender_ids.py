@@ -47,10 +47,12 @@ SELECT {_COLUMNS} FROM sender_ids
 """
 GET = f"SELECT {_COLUMNS} FROM sender_ids WHERE account_id = $1 AND id = $2"
 DELETE = "DELETE FROM sender_ids WHERE account_id = $1 AND id = $2 RETURNING id"
+#: The row is share-locked: inside a transaction it cannot be rejected or withdrawn before
+#: that transaction ends (a default sender set on it stays approved when it commits).
 IS_APPROVED = """
-SELECT EXISTS (
-    SELECT 1 FROM sender_ids WHERE account_id = $1 AND sender_id = $2 AND status = $3
-)
+SELECT true FROM sender_ids
+ WHERE account_id = $1 AND sender_id = $2 AND status = $3
+   FOR SHARE
 """
 
 #: The operator's view: every account, oldest first (the order they were asked in).
@@ -130,8 +132,7 @@ async def delete(db: Db, account_id: UUID, sender_id_id: UUID) -> bool:
 
 async def is_approved(db: Db, account_id: UUID, sender_id: str) -> bool:
     """Whether the account may send from this sender ID (exact, case-sensitive match)."""
-    approved: bool = await db.fetchval(IS_APPROVED, account_id, sender_id, APPROVED)
-    return approved
+    return bool(await db.fetchval(IS_APPROVED, account_id, sender_id, APPROVED))
 
 
 async def all_accounts(
