@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from api.context import CALLER, POOL, Caller
-from api.errors import ApiError, error_response, http_error_response
+from api.errors import ApiError, error_response, http_error_response, rate_limited
 from api.key_usage import note_use
 from api.ratelimit import RateLimiter
 from broker.db import unavailable_as_error
@@ -124,12 +124,10 @@ def auth_middleware(limiter: RateLimiter, cache: KeyCache) -> Middleware:
             limit_headers["X-RateLimit-Reset"] = str(verdict.reset)
             if not verdict.allowed:
                 wait = verdict.retry_after
-                raise ApiError(
-                    429,
-                    "RATE_LIMIT_EXCEEDED",
+                raise rate_limited(
                     f"more than {found.rate_limit} requests a minute; retry in {wait}s",
-                    headers={**limit_headers, "Retry-After": str(wait)},
-                    extra={"retry_after": wait},
+                    wait,
+                    limit_headers,
                 )
         request[CALLER] = found
         try:

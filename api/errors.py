@@ -51,6 +51,17 @@ class ApiError(BrokerError):
         self.field = field
 
 
+def rate_limited(message: str, retry_after: int, headers: dict[str, str] | None = None) -> ApiError:
+    """429 RATE_LIMIT_EXCEEDED, saying when to retry both in ``Retry-After`` and in the body."""
+    return ApiError(
+        429,
+        "RATE_LIMIT_EXCEEDED",
+        message,
+        headers={**(headers or {}), "Retry-After": str(retry_after)},
+        extra={"retry_after": retry_after},
+    )
+
+
 def error_body(
     code: str,
     message: str,

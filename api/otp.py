@@ -18,7 +18,7 @@ from aiohttp import web
 from api import sending
 from api.context import POOL, caller
 from api.contract import Endpoints, body_of
-from api.errors import ApiError
+from api.errors import rate_limited
 from api.schemas.otp import OtpSend, OtpSent, OtpVerified, OtpVerify
 from broker import otp
 from broker.db import CONNECTION_ERRORS, unavailable_as_error
@@ -74,13 +74,10 @@ async def send_otp(request: web.Request) -> OtpSent:
         )
     if isinstance(outcome, otp.Limited):
         wait = outcome.retry_after
-        raise ApiError(
-            429,
-            "RATE_LIMIT_EXCEEDED",
+        raise rate_limited(
             f"{otp.MAX_SENDS} codes went to this number in the last "
             f"{int(otp.SEND_WINDOW.total_seconds()) // 60} minutes; retry in {wait}s",
-            headers={"Retry-After": str(wait)},
-            extra={"retry_after": wait},
+            wait,
         )
     try:
         await sending.publish(request, prepared)
