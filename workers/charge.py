@@ -16,7 +16,6 @@ stored even so (e.g. its account is gone) is dead-lettered.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,10 +34,9 @@ from broker.queue_messages import (
     IngestBatch,
     IngestRequest,
     NotDecodable,
-    SubmitJob,
     unpack,
 )
-from broker.queues import SUBMIT_CHUNK, Amqp
+from broker.queues import Amqp
 from broker.routing import RouteTable
 from broker.status import MessageStatus
 from broker.store import ledger
@@ -52,6 +50,7 @@ from workers.poison import (
     process_isolating,
 )
 from workers.sanitize import INVALID_MESSAGE, LIMITS, sanitized, unstorable
+from workers.submit_jobs import hand_on
 
 log = structlog.get_logger(__name__)
 
@@ -218,7 +217,7 @@ class ChargeWorker:
             for mid, connector in await store.still_queued(self.pool, redelivered):
                 to_submit[connector].append(mid)
         plain = {m.id: m.plain_body for m in messages if m.plain_body is not None}
-        await self._hand_on(to_submit, plain)
+        await hand_on(self.amqp, to_submit, plain)
         no_route = [m.id for m in messages if m.id in inserted and not m.connector]
         if no_route:
             failed_rows = [*failed_rows, *await store.status_rows(self.pool, no_route)]
@@ -245,15 +244,3 @@ class ChargeWorker:
                 + ["INSUFFICIENT_CREDITS"] * len(failed_ids),
             )
         return inserted, failed_rows
-
-    async def _hand_on(self, to_submit: dict[str, list[UUID]], plain: dict[UUID, str]) -> None:
-        publishes = []
-        for connector, ids in to_submit.items():
-            queue = self.amqp.names.submit(connector)
-            await self.amqp.declare(queue)
-            for start in range(0, len(ids), SUBMIT_CHUNK):
-                chunk = ids[start : start + SUBMIT_CHUNK]
-                texts = {i: plain[i] for i in chunk if i in plain}
-                job = SubmitJob(ids=chunk, plain_bodies=texts)
-                publishes.append(self.amqp.publish(queue, job))
-        await asyncio.gather(*publishes)

@@ -22,10 +22,10 @@ import asyncpg
 import structlog
 
 from broker.notify import publish_events, status_events
-from broker.queue_messages import SubmitJob
-from broker.queues import SUBMIT_CHUNK, Amqp
+from broker.queues import Amqp
 from broker.store import schedule
 from workers.consumer import TRANSIENT, Backoff
+from workers.submit_jobs import hand_on
 
 log = structlog.get_logger(__name__)
 
@@ -89,21 +89,10 @@ class Scheduler:
                     unrouted.append(d.id)
                 else:
                     by_connector[d.connector].append(d.id)
-            await self._hand_on(by_connector)
+            await hand_on(self.amqp, by_connector)
             queued = [i for ids in by_connector.values() for i in ids]
             await schedule.mark_queued(conn, queued)
             failed_rows = await schedule.fail_unrouted(conn, unrouted)
         log.info("scheduled messages due", count=len(queued), failed=len(unrouted))
         await publish_events(self.amqp, status_events(failed_rows))
         return len(due)
-
-    async def _hand_on(self, by_connector: dict[str, list[UUID]]) -> None:
-        publishes = []
-        for connector, ids in by_connector.items():
-            queue = self.amqp.names.submit(connector)
-            await self.amqp.declare(queue)
-            for start in range(0, len(ids), SUBMIT_CHUNK):
-                publishes.append(
-                    self.amqp.publish(queue, SubmitJob(ids=ids[start : start + SUBMIT_CHUNK]))
-                )
-        await asyncio.gather(*publishes)
