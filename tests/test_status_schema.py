@@ -52,14 +52,26 @@ async def _new_account(conn: asyncpg.Connection) -> uuid.UUID:
     return account_id
 
 
+async def _new_connector(conn: asyncpg.Connection) -> str:
+    name = f"st{uuid.uuid4().hex[:8]}"
+    await conn.execute(
+        "INSERT INTO connectors (name, host, port, system_id, password)"
+        " VALUES ($1, 'h', 1, 's', 'p')",
+        name,
+    )
+    return name
+
+
 async def _insert_message(conn: asyncpg.Connection, status: str) -> uuid.UUID:
+    """A message in ``status``, routed (a scheduled message always is)."""
     mid = uuid.uuid4()
     await conn.execute(
-        "INSERT INTO messages (id, account_id, to_number, body, encoding, segments, status)"
-        " VALUES ($1, $2, '+14155552671', 'b', 'GSM7', 1, $3)",
+        "INSERT INTO messages (id, account_id, to_number, body, encoding, segments, status,"
+        " connector) VALUES ($1, $2, '+14155552671', 'b', 'GSM7', 1, $3, $4)",
         mid,
         await _new_account(conn),
         status,
+        await _new_connector(conn),
     )
     return mid
 
@@ -107,14 +119,19 @@ async def test_final_statuses_are_the_ones_never_left(conn: asyncpg.Connection) 
     await conn.execute("UPDATE messages SET status = $2 WHERE id = $1", mid, MessageStatus.SENT)
 
 
+async def test_a_scheduled_message_is_always_routed(conn: asyncpg.Connection) -> None:
+    with pytest.raises(asyncpg.CheckViolationError):
+        await conn.execute(
+            "INSERT INTO messages (id, account_id, to_number, body, encoding, segments, status)"
+            " VALUES ($1, $2, '+14155552671', 'b', 'GSM7', 1, 'scheduled')",
+            uuid.uuid4(),
+            await _new_account(conn),
+        )
+
+
 async def test_part_status_matches_the_parts_check_constraint(conn: asyncpg.Connection) -> None:
     assert await _check_values(conn, "message_parts", "status") == {s.value for s in PartStatus}
-    connector = f"st{uuid.uuid4().hex[:8]}"
-    await conn.execute(
-        "INSERT INTO connectors (name, host, port, system_id, password)"
-        " VALUES ($1, 'h', 1, 's', 'p')",
-        connector,
-    )
+    connector = await _new_connector(conn)
     mid = await _insert_message(conn, MessageStatus.SENT)
 
     async def part(seq: int, status: str) -> None:

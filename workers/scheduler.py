@@ -7,8 +7,8 @@ killed after publishing but before its commit leaves the rows scheduled; the pub
 still claim them (the submit claim accepts a due scheduled row), and a job published again
 later finds them taken: each message is sent once.
 
-Messages were charged when they were accepted; a due message without a connector (none can
-be, the charge worker fails those at once) fails NO_ROUTE and is refunded.
+Messages were charged and routed when they were accepted (the schema holds that a scheduled
+message has a connector).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from broker.notify import publish_events, status_events
 from broker.queues import Amqp
 from broker.store import schedule
 from workers.consumer import TRANSIENT, Backoff
@@ -83,16 +82,9 @@ class Scheduler:
             if not due:
                 return 0
             by_connector: dict[str, list[UUID]] = defaultdict(list)
-            unrouted: list[UUID] = []
             for d in due:
-                if d.connector is None:
-                    unrouted.append(d.id)
-                else:
-                    by_connector[d.connector].append(d.id)
+                by_connector[d.connector].append(d.id)
             await hand_on(self.amqp, by_connector)
-            queued = [i for ids in by_connector.values() for i in ids]
-            await schedule.mark_queued(conn, queued)
-            failed_rows = await schedule.fail_unrouted(conn, unrouted)
-        log.info("scheduled messages due", count=len(queued), failed=len(unrouted))
-        await publish_events(self.amqp, status_events(failed_rows))
+            await schedule.mark_queued(conn, [d.id for d in due])
+        log.info("scheduled messages due", count=len(due))
         return len(due)

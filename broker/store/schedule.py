@@ -39,20 +39,6 @@ INSERT INTO message_events (message_id, status, detail)
 SELECT id, 'queued', 'due' FROM queued
 """
 
-#: A due message with no connector (never charged): failed at once.
-FAIL_UNROUTED = f"""
-WITH failed AS (
-    UPDATE messages SET status = 'failed', error_code = 'NO_ROUTE',
-           error_text = 'no route matches this number', updated_at = now(), done_at = now()
-     WHERE id = ANY($1::uuid[]) AND status = 'scheduled'
-    RETURNING {STATUS_RETURNING}
-), history AS (
-    INSERT INTO message_events (message_id, status, detail) SELECT id, 'failed', 'NO_ROUTE'
-      FROM failed
-)
-SELECT * FROM failed
-"""
-
 CANCELED_CODE = "CANCELED"
 CANCELED_TEXT = "canceled before it was due"
 
@@ -76,7 +62,8 @@ STATUS_OF = "SELECT status FROM messages WHERE id = $1 AND account_id = $2"
 @dataclass(frozen=True, slots=True)
 class Due:
     id: UUID
-    connector: str | None
+    #: Never NULL for a scheduled message (messages_scheduled_routed).
+    connector: str
 
 
 async def take_due(conn: asyncpg.Connection, limit: int) -> list[Due]:
@@ -88,15 +75,6 @@ async def mark_queued(conn: asyncpg.Connection, ids: list[UUID]) -> None:
     """scheduled → queued (their jobs are published), with a history row each."""
     if ids:
         await conn.execute(MARK_QUEUED, ids)
-
-
-async def fail_unrouted(conn: asyncpg.Connection, ids: list[UUID]) -> list[asyncpg.Record]:
-    """Due messages without a connector fail (NO_ROUTE); their STATUS_RETURNING rows."""
-    if not ids:
-        return []
-    rows = list(await conn.fetch(FAIL_UNROUTED, ids))
-    await refund_failed(conn, ids)
-    return rows
 
 
 async def cancel(pool: asyncpg.Pool, account_id: UUID, message_id: UUID) -> asyncpg.Record | None:
