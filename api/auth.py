@@ -18,6 +18,7 @@ from api.context import CALLER, POOL, Caller
 from api.errors import ApiError, error_response, http_error_response, rate_limited
 from api.key_usage import note_use
 from api.ratelimit import RateLimiter
+from broker.api_keys import KeyStatus, status_of
 from broker.db import unavailable_as_error
 from broker.errors import BrokerError
 from broker.keys import key_hash
@@ -42,14 +43,20 @@ def presented_key(request: web.Request) -> str | None:
 Refusal = tuple[int, str, str]
 
 
+#: Why a key that is not active is refused (broker.api_keys.status_of says which it is).
+_DISABLED = {
+    KeyStatus.REVOKED: "this API key has been revoked",
+    KeyStatus.EXPIRED: "this API key has expired",
+}
+
+
 def _caller(row: asyncpg.Record | None) -> Caller | Refusal:
     """The caller a key row stands for, or the refusal its key earns (both worth caching)."""
     if row is None:
         return 401, "INVALID_API_KEY", "this API key is not valid"
-    if row["revoked_at"] is not None:
-        return 403, "API_KEY_DISABLED", "this API key has been revoked"
-    if row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):
-        return 403, "API_KEY_DISABLED", "this API key has expired"
+    disabled = _DISABLED.get(status_of(row["revoked_at"], row["expires_at"], datetime.now(UTC)))
+    if disabled is not None:
+        return 403, "API_KEY_DISABLED", disabled
     if row["status"] != AccountStatus.ACTIVE:
         return 403, "ACCOUNT_SUSPENDED", "this account is suspended"
     return Caller(
