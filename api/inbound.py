@@ -11,7 +11,6 @@ from aiohttp import web
 from api.context import POOL, caller
 from api.contract import Endpoints, query_of
 from api.schemas.inbound import InboundMessage, InboundPage, InboundQuery
-from api.schemas.pages import encode_cursor
 from broker.accounts import parse_uuid
 from broker.db import unavailable_as_error
 from broker.errors import NotFound
@@ -38,12 +37,10 @@ async def list_inbound(request: web.Request) -> InboundPage:
             from_number=query.from_number,
             to_number=query.to_number,
             since=query.since,
-            limit=query.limit + 1,
+            limit=query.read_limit,
         )
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    next_cursor = encode_cursor(rows[-1].received_at, rows[-1].id) if more else None
-    return InboundPage(data=[InboundMessage.of(r) for r in rows], next_cursor=next_cursor)
+    shown, next_cursor = query.cut(rows, lambda r: (r.received_at, r.id))
+    return InboundPage(data=[InboundMessage.of(r) for r in shown], next_cursor=next_cursor)
 
 
 @endpoints.get("/v1/inbound/{id}", response=InboundMessage, summary="One inbound message")

@@ -22,7 +22,6 @@ from api.schemas.messages import (
     SendAccepted,
     SendRequest,
 )
-from api.schemas.pages import encode_cursor
 from broker.accounts import parse_uuid
 from broker.db import unavailable_as_error
 from broker.errors import BrokerError, NotFound
@@ -131,22 +130,13 @@ async def list_messages(request: web.Request) -> MessagePage:
         rows = await messages_store.page(
             request.app[POOL],
             who.account_id,
-            {
-                "status": query.status,
-                "batch_id": query.batch_id,
-                "to_number": query.to,
-                "client_ref": query.client_ref,
-                "created_after": query.created_after,
-                "created_before": query.created_before,
-            },
+            query.filters,
             after=query.position,
-            limit=query.limit + 1,
+            limit=query.read_limit,
         )
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+    shown, next_cursor = query.cut(rows, lambda r: (r["created_at"], r["id"]))
     return MessagePage.model_validate(
-        {"data": [message_resource(r) for r in rows], "next_cursor": next_cursor}
+        {"data": [message_resource(r) for r in shown], "next_cursor": next_cursor}
     )
 
 

@@ -12,7 +12,6 @@ from aiohttp import web
 from api.context import POOL, SEND_RULES, caller
 from api.contract import Endpoints, body_of, query_of
 from api.schemas.opt_outs import OptOut, OptOutCreate, OptOutPage, OptOutQuery
-from api.schemas.pages import encode_cursor
 from broker.db import unavailable_as_error
 from broker.errors import InputError, NotFound
 from broker.opt_outs import normalize_phone
@@ -49,12 +48,10 @@ async def list_opt_outs(request: web.Request) -> OptOutPage:
     query = query_of(request, OptOutQuery)
     async with unavailable_as_error():
         rows = await store.page(
-            request.app[POOL], who.account_id, after=query.position, limit=query.limit + 1
+            request.app[POOL], who.account_id, after=query.position, limit=query.read_limit
         )
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].phone) if more else None
-    return OptOutPage(data=[OptOut.of(r) for r in rows], next_cursor=next_cursor)
+    shown, next_cursor = query.cut(rows, lambda r: (r.created_at, r.phone))
+    return OptOutPage(data=[OptOut.of(r) for r in shown], next_cursor=next_cursor)
 
 
 @endpoints.post(

@@ -8,7 +8,6 @@ from aiohttp import web
 
 from api.context import POOL, SEND_RULES, caller
 from api.contract import Endpoints, body_of, query_of
-from api.schemas.pages import encode_cursor
 from api.schemas.sender_ids import (
     SenderId,
     SenderIdCreate,
@@ -70,12 +69,10 @@ async def list_sender_ids(request: web.Request) -> SenderIdPage:
             who.account_id,
             status=query.status,
             after=query.position,
-            limit=query.limit + 1,
+            limit=query.read_limit,
         )
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
-    return SenderIdPage(data=[_resource(r) for r in rows], next_cursor=next_cursor)
+    shown, next_cursor = query.cut(rows, lambda r: (r.created_at, r.id))
+    return SenderIdPage(data=[_resource(r) for r in shown], next_cursor=next_cursor)
 
 
 @endpoints.get("/v1/sender-ids/{id}", response=SenderId, summary="One sender ID and its status")

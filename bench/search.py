@@ -188,15 +188,7 @@ async def _query_times(
     dsn: str, account_id: uuid.UUID, params: dict[str, str], n: int
 ) -> dict[str, float | None]:
     """The first page of a search read ``n`` times by the API's query function."""
-    query = MessageQuery.model_validate(params, context={"region": "US"})
-    filters = {
-        "status": query.status,
-        "batch_id": query.batch_id,
-        "to_number": query.to,
-        "client_ref": query.client_ref,
-        "created_after": query.created_after,
-        "created_before": query.created_before,
-    }
+    filters = MessageQuery.model_validate(params, context={"region": "US"}).filters
     conn: asyncpg.Connection = await asyncpg.connect(dsn)
     seconds: list[float] = []
     try:

@@ -284,6 +284,18 @@ class MessageQuery(PageQuery):
         region = (info.context or {}).get("region", "US")
         return checked(lambda v: parse_recipients(v, region, limit=1)[0])(value)
 
+    @property
+    def filters(self) -> dict[str, object]:
+        """The filters by the names of broker.store.messages.PAGE_FILTERS (None: not given)."""
+        return {
+            "status": self.status,
+            "batch_id": self.batch_id,
+            "to_number": self.to,
+            "client_ref": self.client_ref,
+            "created_after": self.created_after,
+            "created_before": self.created_before,
+        }
+
     @field_validator("created_after", "created_before")
     @classmethod
     def _in_range(cls, value: datetime | None) -> datetime | None:

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from api.schemas.common import Text
+
+RowT = TypeVar("RowT")
 
 #: Cursor timestamps outside these years were never written by this API.
 CURSOR_YEARS = range(2000, 10000)
@@ -54,6 +56,19 @@ class PageQuery(BaseModel):
         if value is not None:
             decode_cursor(value, cls.cursor_key)
         return value
+
+    @property
+    def read_limit(self) -> int:
+        """Rows to read: one more than a page shows whether another page follows."""
+        return self.limit + 1
+
+    def cut(
+        self, rows: Sequence[RowT], position: Callable[[RowT], tuple[datetime, object]]
+    ) -> tuple[list[RowT], str | None]:
+        """The page of ``read_limit`` rows read, and the cursor of the next page (None: last)."""
+        shown = list(rows[: self.limit])
+        more = len(rows) > self.limit
+        return shown, encode_cursor(*position(shown[-1])) if more else None
 
     @property
     def position(self) -> tuple[datetime, Any] | None:
