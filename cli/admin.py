@@ -5,25 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 from typing import Any
-from uuid import UUID
 
 from broker import accounts
 from broker.config import Settings
 from broker.errors import BrokerError, InputError
 from broker.migrate import migrate
 from broker.store.accounts import AccountRow
-from cli.common import EXIT_OK, emit, fail, with_db
-
-
-def account_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not an account id (a UUID)") from None
-
-
-def json_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+from cli.common import EXIT_OK, account_id, emit, fail, json_flag, with_db
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

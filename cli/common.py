@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypeVar
+from uuid import UUID
 
 import asyncpg
 
@@ -68,3 +70,22 @@ def with_db(
         return fail(exc, as_json)
     on_done(result)
     return EXIT_OK
+
+
+def uuid_argument(what: str) -> Callable[[str], UUID]:
+    """An argparse ``type`` for an id: a UUID, else a usage error naming ``what`` it is."""
+
+    def parse(raw: str) -> UUID:
+        try:
+            return UUID(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not {what} (a UUID)") from None
+
+    return parse
+
+
+account_id = uuid_argument("an account id")
+
+
+def json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")

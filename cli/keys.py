@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from broker import accounts, api_keys
-from cli.admin import account_id, json_flag
-from cli.common import emit, with_db
+from cli.common import account_id, emit, json_flag, uuid_argument, with_db
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,11 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_key_revoke)
 
 
-def key_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a key id (a UUID)") from None
+key_id = uuid_argument("a key id")
 
 
 def cmd_key_create(args: argparse.Namespace) -> int:

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
-from uuid import UUID
 
 from broker import sender_ids
 from broker.errors import InputError
 from broker.resources import iso
 from broker.status import SenderIdStatus
-from cli.admin import account_id, json_flag
-from cli.common import emit, fail, with_db
+from cli.common import account_id, emit, fail, json_flag, uuid_argument, with_db
 
-
-def sender_id_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a sender ID id (a UUID)") from None
+sender_id_id = uuid_argument("a sender ID id")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
