@@ -11,16 +11,21 @@ from aiohttp.typedefs import Handler
 
 from api import (
     account,
+    contact_import,
+    contacts,
     docs,
+    groups,
     health,
     inbound,
     keys,
     message_cancel,
+    message_preview,
     messages,
     openapi,
     opt_outs,
     otp,
     sender_ids,
+    templates,
     webhooks,
 )
 from api.auth import KeyCache, auth_middleware
@@ -109,11 +114,16 @@ def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Applicati
         account,
         keys,
         messages,
+        message_preview,
         message_cancel,
         otp,
         sender_ids,
         opt_outs,
         inbound,
+        contact_import,
+        contacts,
+        groups,
+        templates,
         webhooks,
     ):
         register(app, module.endpoints)

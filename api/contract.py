@@ -59,6 +59,8 @@ class Endpoint:
     hidden: bool = False
     #: Request headers the route reads: (name, description).
     header_params: tuple[tuple[str, str], ...] = ()
+    #: The media type of a body the handler streams itself (CSV): checked here, not parsed.
+    raw_body: str | None = None
 
     @property
     def path_params(self) -> list[str]:
@@ -120,6 +122,8 @@ def _serve(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRe
             request[_QUERY] = parse_query(request, endpoint.query)
         if endpoint.body is not None:
             request[_BODY] = await parse_body(request, endpoint.body)
+        if endpoint.raw_body is not None:
+            check_media_type(request, endpoint.raw_body)
         answer = await endpoint.handler(request)
         if isinstance(answer, web.StreamResponse):
             return answer
@@ -165,6 +169,17 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         "UNSUPPORTED_MEDIA_TYPE",
         f"send the request body as {JSON} or {FORM}, not {media}",
     )
+
+
+def check_media_type(request: web.Request, media: str) -> None:
+    """A body the handler reads itself must come as ``media`` (any charset), else 415."""
+    given = request.content_type if hdrs.CONTENT_TYPE in request.headers else None
+    if given != media:
+        raise ApiError(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"send the request body as {media}, not {given or 'without a Content-Type'}",
+        )
 
 
 def _field(loc: tuple[int | str, ...]) -> str | None:

@@ -88,6 +88,8 @@ def error_statuses(endpoint: Endpoint) -> list[int]:
         statuses.add(400)
     if endpoint.body is not None:
         statuses |= {400, 413, 415}
+    if endpoint.raw_body is not None:
+        statuses |= {400, 415}
     return sorted(statuses)
 
 
@@ -206,6 +208,11 @@ def _operation(endpoint: Endpoint, refs: dict[Any, Any], schemas: dict[str, Any]
         operation["requestBody"] = {
             "required": True,
             "content": {JSON: {"schema": body_ref}, FORM: {"schema": body_ref}},
+        }
+    if endpoint.raw_body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {endpoint.raw_body: {"schema": {"type": "string"}}},
         }
     return operation
 

@@ -51,6 +51,11 @@ class Draft:
     validity_period: int | None = None
     #: What the carrier gets instead of ``body`` (an OTP's text; ``body`` has the code masked).
     plain_body: str | None = field(default=None, repr=False)
+    #: Per recipient, its own text instead of ``body`` (a template rendered for it).
+    texts: dict[str, str] = field(default_factory=dict)
+
+    def text_for(self, to: str) -> str:
+        return self.texts.get(to, self.body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,25 @@ def _sender(rules: SendRules, asked: str | None) -> str | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """One text to one number as the charge worker will count and price it."""
+
+    encoding: EncodingName
+    segments: int
+    #: Route price × segments; None when no route carries the number (it would fail NO_ROUTE).
+    cost: Decimal | None
+
+
+def price(routes: RouteTable, to: str, text: str, count: PartCounter | None = None) -> Priced:
+    """Parts with the long-message mode of the connector ``to`` routes to, and their price."""
+    route = routes.match(to)
+    seg = (count or PartCounter())(text, route.mode if route is not None else LongMode())
+    encoding: EncodingName = "GSM7" if seg.encoding is Encoding.GSM7 else "UCS2"
+    cost = route.price * seg.segments if route is not None else None
+    return Priced(encoding, seg.segments, cost)
+
+
 def plan(
     draft: Draft, routes: RouteTable, opted_out: frozenset[str]
 ) -> tuple[list[AcceptedMessage], Decimal]:
@@ -104,19 +128,17 @@ def plan(
     messages: list[AcceptedMessage] = []
     estimate = Decimal(0)
     for to in draft.recipients:
-        route = routes.match(to)
-        seg = count(draft.body, route.mode if route is not None else LongMode())
-        encoding: EncodingName = "GSM7" if seg.encoding is Encoding.GSM7 else "UCS2"
+        priced = price(routes, to, draft.text_for(to), count)
         refused = to in opted_out
-        if route is not None and not refused:
-            estimate += route.price * seg.segments
+        if priced.cost is not None and not refused:
+            estimate += priced.cost
         messages.append(
             AcceptedMessage(
                 id=new_id(),
                 to=to,
                 status=MessageStatus.FAILED if refused else status,
-                encoding=encoding,
-                segments=seg.segments,
+                encoding=priced.encoding,
+                segments=priced.segments,
             )
         )
     return messages, estimate
@@ -159,6 +181,7 @@ async def prepare(request: web.Request, draft: Draft) -> Prepared:
         expires_at=expires_at,
         opted_out=[m.id for m in messages if m.to in opted_out],
         plain_body=draft.plain_body,
+        bodies={m.id: draft.texts[m.to] for m in messages if m.to in draft.texts},
     )
     return Prepared(ingest, messages, estimate)
 

@@ -77,6 +77,11 @@ class IngestRequest(QueueMessage):
     #: The text the carrier gets when it must differ from the stored ``body`` (an OTP's code,
     #: which no table may hold: ``body`` has it masked). Never in a repr or a log.
     plain_body: str | None = Field(default=None, repr=False)
+    #: Per message id, its own text instead of ``body`` (a template rendered per recipient).
+    bodies: dict[UUID, str] = {}
+    #: Recipients (message ids) that fail at once, uncharged, with the code why (a template
+    #: variable their contact lost between acceptance and expansion: MISSING_VARIABLE).
+    refused: dict[UUID, str] = {}
 
 
 class IngestBatch(QueueMessage):

@@ -55,6 +55,12 @@ from workers.submit_jobs import hand_on
 log = structlog.get_logger(__name__)
 
 OPTED_OUT = "OPTED_OUT"
+#: Why a recipient's message fails at once, by the code it arrives with (IngestRequest).
+REFUSALS = {
+    OPTED_OUT: "the recipient opted out of this account's messages",
+    "MISSING_VARIABLE": "the template has a variable this recipient has no value for",
+    "BODY_TOO_LONG": "the text made for this recipient is longer than a message may be",
+}
 
 
 @dataclass(slots=True)
@@ -109,7 +115,7 @@ def expand(request: IngestRequest) -> list[NewMessage]:
             batch_id=request.batch_id,
             to=to,
             sender=request.sender,
-            body=request.body,
+            body=request.bodies.get(mid, request.body),
             client_ref=request.client_ref,
             callback_url=request.callback_url,
             accepted_at=request.accepted_at,
@@ -119,10 +125,11 @@ def expand(request: IngestRequest) -> list[NewMessage]:
         )
         for mid, to in request.recipients
     ]
-    refused = set(request.opted_out)
+    refused = dict.fromkeys(request.opted_out, OPTED_OUT) | request.refused
     for m in messages:
-        if m.id in refused:
-            m.fail(OPTED_OUT, "the recipient opted out of this account's messages")
+        code = refused.get(m.id)
+        if code is not None:
+            m.fail(code, REFUSALS.get(code, "the message could not be made for this recipient"))
     return messages
 
 
