@@ -9,9 +9,12 @@ worker, with the same count.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import partial
+
 from aiohttp import web
 
-from api import idempotency, sending
+from api import audience, idempotency, sending
 from api.context import POOL, caller
 from api.contract import Endpoints, body_of, query_of
 from api.schemas.messages import (
@@ -26,6 +29,7 @@ from broker.accounts import parse_uuid
 from broker.db import unavailable_as_error
 from broker.errors import BrokerError, NotFound
 from broker.resources import iso, message_resource, number, part_resource
+from broker.store import audiences as audiences_store
 from broker.store import messages as messages_store
 
 endpoints = Endpoints("messages")
@@ -36,7 +40,7 @@ endpoints = Endpoints("messages")
     body=SendRequest,
     response=SendAccepted,
     status=202,
-    errors=frozenset({402, 403, 409}),
+    errors=frozenset({402, 403, 404, 409}),
     header_params=(
         (
             idempotency.HEADER,
@@ -49,12 +53,36 @@ endpoints = Endpoints("messages")
     "a retry within 24 hours gets the first answer back (`Idempotent-Replayed: true`). "
     "An alphanumeric `from` must be an approved sender ID of the account (without `from`, "
     "the account's default sender is used). A single recipient who opted out gets 403 "
-    "`OPTED_OUT`; in a batch that message ends `failed` `OPTED_OUT`, uncharged.",
+    "`OPTED_OUT`; in a batch that message ends `failed` `OPTED_OUT`, uncharged.\n\n"
+    "`group_ids` adds the groups' members (each number once); `template_id` renders the "
+    "template for each recipient (its contact's values first, then `variables`; a missing one "
+    "is a 400 `MISSING_VARIABLE` naming it). A send to groups reaching more numbers than "
+    "`MAX_RECIPIENTS` is answered at once with its `batch_id` and no `messages`: they are made "
+    "in the background and charged one by one (once the balance runs out, the rest end "
+    "`failed` `INSUFFICIENT_CREDITS`, uncharged).",
 )
 async def send_messages(request: web.Request) -> SendAccepted | web.Response:
     who = caller(request)
     send = body_of(request, SendRequest)
-    prepared = await sending.prepare(request, draft_of(send))
+    resolved = await audience.resolve(request, send)
+    commit: Callable[[], Awaitable[None]]
+    if isinstance(resolved, audience.Background):
+        commit = partial(audience.start, request, resolved)
+        answer = SendAccepted(
+            batch_id=resolved.batch_id,
+            recipients=resolved.recipients,
+            estimated_cost=None,
+            messages=[],
+        )
+    else:
+        prepared = await sending.prepare(request, resolved)
+        commit = partial(sending.publish, request, prepared)
+        answer = SendAccepted(
+            batch_id=prepared.batch_id,
+            recipients=len(prepared.messages),
+            estimated_cost=number(prepared.estimated_cost) or 0,
+            messages=prepared.messages,
+        )
     pool = request.app[POOL]
     key = idempotency.check_key(request.headers.get(idempotency.HEADER))
     if key is not None:
@@ -65,34 +93,16 @@ async def send_messages(request: web.Request) -> SendAccepted | web.Response:
                 earlier[1], status=earlier[0], headers={"Idempotent-Replayed": "true"}
             )
     try:
-        await sending.publish(request, prepared)
+        await commit()
     except BrokerError:
         if key is not None:
             await idempotency.release(pool, who.account_id, key)
         raise
-    answer = SendAccepted(
-        batch_id=prepared.batch_id,
-        estimated_cost=number(prepared.estimated_cost) or 0,
-        messages=prepared.messages,
-    )
     if key is not None:
         await idempotency.store(
             pool, who.account_id, key, 202, answer.model_dump(mode="json", by_alias=True)
         )
     return answer
-
-
-def draft_of(send: SendRequest) -> sending.Draft:
-    return sending.Draft(
-        recipients=send.recipients,
-        body=send.body,
-        sender=send.sender,
-        channel=send.channel,
-        client_ref=send.client_ref,
-        callback_url=send.callback_url,
-        scheduled_at=send.scheduled_at,
-        validity_period=send.validity_period,
-    )
 
 
 @endpoints.get(
@@ -150,11 +160,15 @@ async def get_batch(request: web.Request) -> Batch:
     batch_id = parse_uuid(request.match_info["id"], what="batch")
     async with unavailable_as_error():
         summary = await messages_store.batch(request.app[POOL], who.account_id, batch_id)
+        progress = await audiences_store.progress(request.app[POOL], batch_id)
     if summary is None:
         raise NotFound(f"batch {batch_id} not found")
+    expanded, done = progress if progress is not None else (summary.total, True)
     return Batch(
         id=batch_id,
         total=summary.total,
         statuses=summary.statuses,
         cost=number(summary.cost) or 0,
+        expanded=expanded,
+        expanding=not done,
     )

@@ -144,17 +144,36 @@ def plan(
     return messages, estimate
 
 
+async def checked_sender(
+    request: web.Request, channel: str, asked: str | None
+) -> tuple[SendRules, str | None]:
+    """The channel is the key's and the sender one the account may use: the account's send
+    rules, and the sender to send with."""
+    who = caller(request)
+    check_channel(channel, who)
+    async with unavailable_as_error():
+        rules = await request.app[SEND_RULES].rules(request.app[POOL], who.account_id)
+    return rules, _sender(rules, asked)
+
+
+def timing(
+    scheduled_at: datetime | None, validity_period: int | None
+) -> tuple[datetime, datetime | None]:
+    """(accepted at: now, expires at: validity_period seconds after it is due, if given)."""
+    accepted_at = datetime.now(UTC)
+    due = scheduled_at or accepted_at
+    return accepted_at, due + timedelta(seconds=validity_period) if validity_period else None
+
+
 async def prepare(request: web.Request, draft: Draft) -> Prepared:
     """Every check that may refuse the send; raises the customer's error if one does."""
     who = caller(request)
-    check_channel(draft.channel, who)
+    rules, sender = await checked_sender(request, draft.channel, draft.sender)
     pool = request.app[POOL]
     routes = request.app[ROUTES]
     cache = request.app[SEND_RULES]
     async with unavailable_as_error():
         await routes.refresh(pool)
-        rules = await cache.rules(pool, who.account_id)
-        sender = _sender(rules, draft.sender)
         opted_out = await cache.opted_out(pool, who.account_id, rules, draft.recipients)
     if len(draft.recipients) == 1 and draft.recipients[0] in opted_out:
         raise ApiError(
@@ -165,9 +184,7 @@ async def prepare(request: web.Request, draft: Draft) -> Prepared:
         raise InsufficientCredits(
             f"this send costs {estimate} credits and the balance is {who.balance_at_auth}"
         )
-    accepted_at = datetime.now(UTC)
-    due = draft.scheduled_at or accepted_at
-    expires_at = due + timedelta(seconds=draft.validity_period) if draft.validity_period else None
+    accepted_at, expires_at = timing(draft.scheduled_at, draft.validity_period)
     ingest = IngestRequest(
         account_id=who.account_id,
         batch_id=new_id() if len(messages) > 1 else None,

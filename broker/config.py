@@ -66,6 +66,9 @@ class Settings:
     api_port: int = 8080
     max_body_chars: int = 1600
     max_recipients: int = 1000
+    #: Recipients a send to groups is made in at a time by the expand worker (one ingest
+    #: message and one position update each).
+    expand_page_size: int = 1000
     log_format: str = "console"
     db_pool_size: int = 10
     #: Seconds between webhook attempts: attempt n+1 waits webhook_retry_delays[n].
@@ -105,6 +108,7 @@ class Settings:
             api_port=_int(env, "API_PORT", cls.api_port, 0, 65535),
             max_body_chars=_int(env, "MAX_BODY_CHARS", cls.max_body_chars, 1, 100_000),
             max_recipients=_int(env, "MAX_RECIPIENTS", cls.max_recipients, 1, 100_000),
+            expand_page_size=_int(env, "EXPAND_PAGE_SIZE", cls.expand_page_size, 1, 10_000),
             log_format=log_format,
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, 1, 500),
             webhook_retry_delays=_delays(

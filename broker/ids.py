@@ -7,6 +7,7 @@ a moment ago (whose message the charge worker may not have stored yet) from one 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from uuid import UUID
@@ -30,3 +31,15 @@ def issued_at(value: UUID) -> float | None:
     if value.version != 7:
         return None
     return (value.int >> 80) / 1000
+
+
+def derived_id(batch_id: UUID, key: str) -> UUID:
+    """The id of ``key``'s message in a batch: a UUIDv7 with the batch's time and bits hashed
+    from the batch and the key, so making the same recipient's message again (an expansion
+    resumed after a crash) gives the same id, which PostgreSQL stores and charges once."""
+    digest = hashlib.blake2b(batch_id.bytes + key.encode(), digest_size=10).digest()
+    rand = int.from_bytes(digest, "big") >> (80 - _RANDOM_BITS)
+    high, low = rand >> 62, rand & ((1 << 62) - 1)
+    ms = batch_id.int >> 80 if batch_id.version == 7 else 0
+    value = (ms << 80) | _VERSION_7 | (high << 64) | _VARIANT_RFC | low
+    return UUID(int=value)

@@ -72,6 +72,8 @@ CREATE TABLE batch_expansions (
     position     text,
     expanded     integer NOT NULL DEFAULT 0 CHECK (expanded >= 0),
     lease_until  timestamptz NOT NULL DEFAULT '-infinity',
+    -- The worker holding the lease: one whose lease was taken over can no longer advance it.
+    lease_owner  uuid,
     created_at   timestamptz NOT NULL DEFAULT now(),
     done_at      timestamptz
 );

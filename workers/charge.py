@@ -134,8 +134,11 @@ def expand(request: IngestRequest) -> list[NewMessage]:
 
 
 class ChargeWorker:
-    def __init__(self, pool: asyncpg.Pool, amqp: Amqp, *, batch_size: int = 200) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, amqp: Amqp, *, batch_size: int = 200, slice_size: int = 2000
+    ) -> None:
         self.pool = pool
+        self.slice = slice_size
         self.amqp = amqp
         self.routes = RouteTable()
         self.consumer = Consumer(
@@ -150,8 +153,11 @@ class ChargeWorker:
 
     async def handle(self, deliveries: list[AbstractIncomingMessage], attempt: int = 1) -> None:
         messages = await self.read(deliveries)
-        if messages:
-            await process_isolating(messages, self.process, self._unstorable)
+        # A group send's pages hold many messages each: one transaction per slice, not per
+        # hundred thousand.
+        for start in range(0, len(messages), self.slice):
+            chunk = messages[start : start + self.slice]
+            await process_isolating(chunk, self.process, self._unstorable)
 
     async def read(self, deliveries: list[AbstractIncomingMessage]) -> list[NewMessage]:
         """Every message of every request in the batch, each once, in arrival order.

@@ -17,6 +17,7 @@ from broker.db import create_pool
 from broker.queues import Amqp, QueueNames
 from workers.charge import ChargeWorker
 from workers.events import EventsWorker
+from workers.expander import Expander
 from workers.forwarder import DeliverForwarder
 from workers.scheduler import Scheduler
 from workers.submit import SubmitWorker
@@ -24,7 +25,7 @@ from workers.webhook_sender import WebhookSender
 
 log = structlog.get_logger(__name__)
 
-ROLES = ("charge", "scheduler", "submit", "events", "webhooks")
+ROLES = ("charge", "scheduler", "expand", "submit", "events", "webhooks")
 
 
 class Role(Protocol):
@@ -58,6 +59,8 @@ class WorkerSet:
             return ChargeWorker(pool, self.amqp)
         if role == "scheduler":
             return Scheduler(pool, self.amqp)
+        if role == "expand":
+            return Expander(pool, self.amqp, page_size=self.settings.expand_page_size)
         if role == "submit":
             return SubmitWorker(
                 pool,

@@ -13,8 +13,6 @@ message has a connector).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import defaultdict
 from uuid import UUID
 
@@ -23,57 +21,21 @@ import structlog
 
 from broker.queues import Amqp
 from broker.store import schedule
-from workers.consumer import TRANSIENT, Backoff
+from workers.polling import PollingWorker
 from workers.submit_jobs import hand_on
 
 log = structlog.get_logger(__name__)
 
 
-class Scheduler:
+class Scheduler(PollingWorker):
+    name = "scheduler"
+
     def __init__(
         self, pool: asyncpg.Pool, amqp: Amqp, *, every: float = 0.5, batch: int = 1000
     ) -> None:
+        super().__init__(every=every, batch=batch)
         self.pool = pool
         self.amqp = amqp
-        self.every = every
-        self.batch = batch
-        self._task: asyncio.Task[None] | None = None
-        self._backoff = Backoff()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop())
-
-    async def stop(self) -> None:
-        """Stop between passes: a pass in flight is cancelled and its transaction rolls back
-        (its rows stay scheduled; jobs it published still send them once)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        failures = 0
-        while True:
-            try:
-                moved = await self.run_once()
-                failures = 0
-            except TRANSIENT as exc:
-                failures += 1
-                pause = self._backoff.delay(failures)
-                log.warning(
-                    "scheduler pass failed", error=repr(exc), failures=failures, pause=pause
-                )
-                await asyncio.sleep(pause)
-                continue
-            except Exception:  # noqa: BLE001 - a bug must not stop every scheduled send
-                failures += 1
-                log.exception("scheduler pass failed unexpectedly", failures=failures)
-                await asyncio.sleep(self._backoff.delay(failures))
-                continue
-            # A full batch: more may be due already, so go on at once.
-            if moved < self.batch:
-                await asyncio.sleep(self.every)
 
     async def run_once(self) -> int:
         """Hand on what is due now (up to one batch); how many messages were taken."""

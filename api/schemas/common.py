@@ -11,9 +11,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from broker.errors import InputError
 from broker.text import has_unstorable
@@ -57,6 +58,12 @@ def checked(check: Callable[[T], R]) -> Callable[[T], R]:
             raise PydanticCustomError(exc.code, exc.message, {"details": details}) from None
 
     return run
+
+
+def field_error(model: str, field: str, code: str, message: str) -> ValidationError:
+    """A check across fields (a model validator) reported against the field it is about."""
+    problem = InitErrorDetails(type=PydanticCustomError(code, message), loc=(field,), input=None)
+    return ValidationError.from_exception_data(model, [problem])
 
 
 def destination_url(value: str, info: ValidationInfo) -> str:

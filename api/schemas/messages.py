@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -26,9 +27,11 @@ from api.schemas.common import (
     blank_as_none,
     checked,
     destination_url,
+    field_error,
     storable,
 )
 from api.schemas.pages import CURSOR_YEARS, PageQuery
+from api.schemas.variables import Variables
 from broker.phone import check_sender, parse_recipients
 from broker.status import MessageStatus, PartStatus
 from broker.text import MAX_CALLBACK_URL, MAX_CLIENT_REF
@@ -77,14 +80,29 @@ class SendRequest(BaseModel):
         "validity_period": "INVALID_VALIDITY_PERIOD",
     }
 
-    to: str | list[Text] = Field(
+    to: str | list[Text] | None = Field(
+        None,
         description="One number, a list, or a comma-separated string; local numbers are read "
-        "with the account's region and answered in E.164.",
+        "with the account's region and answered in E.164. Optional with `group_ids`.",
     )
-    body: Text = Field(
+    body: Text | None = Field(
+        None,
         validation_alias=AliasChoices("body", "message"),
-        description="The text (GSM 03.38 or UCS-2 is chosen for you). `message` is accepted too.",
+        description="The text (GSM 03.38 or UCS-2 is chosen for you). `message` is accepted too. "
+        "Give `body` or `template_id`.",
     )
+    group_ids: list[UUID] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Groups whose members are sent to as well; a number in several groups or "
+        "also in `to` gets one message.",
+    )
+    template_id: UUID | None = Field(
+        None,
+        description="A template of the account, rendered for each recipient: its contact's "
+        "values (name, first_name, last_name, phone, email, fields) first, then `variables`.",
+    )
+    variables: Variables = Field(default_factory=dict)
     sender: OptionalText = Field(
         None,
         alias="from",
@@ -113,17 +131,38 @@ class SendRequest(BaseModel):
 
     @field_validator("to")
     @classmethod
-    def _recipients(cls, value: str | list[str], info: ValidationInfo) -> list[str]:
+    def _recipients(cls, value: str | list[str] | None, info: ValidationInfo) -> list[str]:
         context = info.context or {}
+        if value is None or value == [] or value == "":
+            return []  # whether a send has a recipient at all is _needs below
         return checked(
             lambda v: parse_recipients(
                 v, context.get("region", "US"), limit=context.get("max_recipients", 1000)
             )
         )(value)
 
+    @model_validator(mode="after")
+    def _needs(self) -> SendRequest:
+        name = type(self).__name__
+        if not self.to and not self.group_ids:
+            raise field_error(
+                name, "to", "MISSING_RECIPIENT", "`to` needs at least one phone number"
+            )
+        if self.body is None and self.template_id is None:
+            raise field_error(
+                name, "body", "EMPTY_BODY", "the message body is empty (or give a `template_id`)"
+            )
+        if self.body is not None and self.template_id is not None:
+            raise field_error(
+                name, "template_id", "INVALID_TEMPLATE", "give `body` or `template_id`, not both"
+            )
+        return self
+
     @field_validator("body")
     @classmethod
-    def _body(cls, value: str, info: ValidationInfo) -> str:
+    def _body(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
         limit = (info.context or {}).get("max_body_chars", 1600)
         if not value:
             raise PydanticCustomError("EMPTY_BODY", "the message body is empty")
@@ -160,6 +199,9 @@ class SendRequest(BaseModel):
 
     @property
     def recipients(self) -> list[str]:
+        """The numbers of ``to``, normalized (none if only groups are sent to)."""
+        if self.to is None:
+            return []
         assert isinstance(self.to, list)
         return self.to
 
@@ -180,6 +222,7 @@ class SendAccepted(BaseModel):
             "examples": [
                 {
                     "batch_id": "6f1c1b9e-3a52-4d3e-9a43-0b7e52a1c2d4",
+                    "recipients": 2,
                     "estimated_cost": 2,
                     "messages": [
                         {
@@ -203,8 +246,16 @@ class SendAccepted(BaseModel):
     )
 
     batch_id: UUID | None = Field(description="Set when the send has more than one recipient.")
-    estimated_cost: Number
-    messages: list[AcceptedMessage]
+    recipients: int = Field(description="How many numbers the send reaches.")
+    estimated_cost: Number | None = Field(
+        description="The sum of the messages' prices; null for a send to groups made in the "
+        "background, whose messages are charged one by one as they are made."
+    )
+    messages: list[AcceptedMessage] = Field(
+        description="Every message; empty for a send to groups with more recipients than a "
+        "request may name: its messages are made in the background, followed with "
+        "GET /v1/batches/{batch_id}."
+    )
 
 
 class MessageError(BaseModel):
@@ -306,9 +357,14 @@ class MessageQuery(PageQuery):
 
 class Batch(BaseModel):
     id: UUID
-    total: int
-    statuses: dict[str, int]
+    total: int = Field(description="Recipients of the send.")
+    statuses: dict[str, int] = Field(description="Messages by status, as charged so far.")
     cost: Number
+    expanded: int = Field(
+        description="Messages made so far; below `total` while a send to groups is still being "
+        "made in the background."
+    )
+    expanding: bool = Field(description="The background expansion is still going on.")
 
 
 def message_model(resource: dict[str, Any]) -> Message:

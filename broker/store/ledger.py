@@ -68,8 +68,17 @@ UPDATE accounts a SET balance = a.balance - t.total
 RETURNING a.id
 """
 
-CHARGE_ONE = """
-UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND balance >= $2 RETURNING id
+#: The balances of accounts that cannot cover their batch, locked until the transaction ends
+#: (in id order, so two charge workers never deadlock on them).
+LOCK_BALANCES = """
+SELECT id, balance FROM accounts WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
+"""
+
+#: What was taken of each locked balance, worked out against the locked value.
+TAKE = """
+UPDATE accounts a SET balance = a.balance - t.total
+  FROM unnest($1::uuid[], $2::numeric[]) AS t(id, total)
+ WHERE a.id = t.id AND a.balance >= t.total
 """
 
 CHARGE_ENTRIES = """
@@ -121,8 +130,10 @@ async def charge(conn: asyncpg.Connection, messages: Sequence[Chargeable]) -> li
     """Take every message's cost and write its charge row; return the ids the balance could
     not cover (nothing taken for them). Run it inside a transaction.
 
-    Each account is charged its batch total in one statement; only an account whose balance
-    cannot cover the whole batch is charged message by message, in arrival order.
+    Each account is charged its batch total in one statement. An account whose balance cannot
+    cover the whole batch has its balance locked and pays message by message, in arrival
+    order, for as long as it lasts (then one statement takes that sum): a send larger than
+    the balance charges what it can and the rest fails, at two round trips whatever its size.
     """
     totals: dict[UUID, Decimal] = defaultdict(Decimal)
     for m in messages:
@@ -132,13 +143,22 @@ async def charge(conn: asyncpg.Connection, messages: Sequence[Chargeable]) -> li
     }
     charged = [m for m in messages if m.account_id in covered]
     unfunded: list[UUID] = []
-    for m in messages:
-        if m.account_id in covered:
-            continue
-        if m.cost == 0 or await conn.fetchval(CHARGE_ONE, m.account_id, m.cost):
-            charged.append(m)
-        else:
-            unfunded.append(m.id)
+    short = [a for a in totals if a not in covered]
+    if short:
+        left = {r["id"]: r["balance"] for r in await conn.fetch(LOCK_BALANCES, short)}
+        taken: dict[UUID, Decimal] = defaultdict(Decimal)
+        for m in messages:
+            if m.account_id in covered:
+                continue
+            have = left.get(m.account_id, Decimal(0))
+            if m.cost <= have:
+                left[m.account_id] = have - m.cost
+                taken[m.account_id] += m.cost
+                charged.append(m)
+            else:
+                unfunded.append(m.id)
+        paying = [a for a, total in taken.items() if total > 0]
+        await conn.execute(TAKE, paying, [taken[a] for a in paying])
     await conn.execute(
         CHARGE_ENTRIES,
         [m.account_id for m in charged],

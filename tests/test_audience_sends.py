@@ -1,0 +1,341 @@
+"""Sending to contacts, groups and templates end to end: personal texts checked at the simulated
+carrier, group sends made in the request and in the background (progress, credits running out),
+the dry run, and a kill -9 of the expand worker that still sends each member exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from broker.config import Settings
+from broker.segmentation import decode_short_message
+from smsc_sim.records import SubmitRecord
+from tests.fault_slice import WorkerProcess, api_server, fault_slice
+from tests.harness import Customer, SimStack, sim_stack, with_settings
+
+#: Sends to groups larger than this are made by the expand worker in these tests.
+SMALL = 5
+
+
+def number(i: int) -> str:
+    """Distinct valid US numbers (555-01xx fictional block is too small; use 650-253-xxxx)."""
+    return f"+1650253{1000 + i:04d}"
+
+
+class Stack(SimStack):
+    async def contact(self, who: Customer, phone: str, **attrs: Any) -> uuid.UUID:
+        fields = attrs.pop("fields", {})
+        cid: uuid.UUID = await self.pool.fetchval(
+            "INSERT INTO contacts (account_id, phone, first_name, last_name, email, fields)"
+            " VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING id",
+            who.account_id,
+            phone,
+            attrs.get("first_name"),
+            attrs.get("last_name"),
+            attrs.get("email"),
+            json.dumps(fields),
+        )
+        return cid
+
+    async def group(self, who: Customer, contacts: list[uuid.UUID]) -> uuid.UUID:
+        gid: uuid.UUID = await self.pool.fetchval(
+            "INSERT INTO contact_groups (account_id, name) VALUES ($1, $2) RETURNING id",
+            who.account_id,
+            f"g-{uuid.uuid4().hex[:8]}",
+        )
+        await self.pool.execute(
+            "INSERT INTO group_members (account_id, group_id, contact_id)"
+            " SELECT $1, $2, unnest($3::uuid[])",
+            who.account_id,
+            gid,
+            contacts,
+        )
+        return gid
+
+    async def template(self, who: Customer, body: str) -> uuid.UUID:
+        tid: uuid.UUID = await self.pool.fetchval(
+            "INSERT INTO templates (account_id, name, body) VALUES ($1, $2, $3) RETURNING id",
+            who.account_id,
+            f"t-{uuid.uuid4().hex[:8]}",
+            body,
+        )
+        return tid
+
+    async def post(self, who: Customer, path: str, payload: dict[str, Any]) -> tuple[int, Any]:
+        async with self.http.post(f"{self.api}{path}", json=payload, headers=who.headers) as r:
+            return r.status, await r.json()
+
+    async def finals(self, batch_id: str, total: int, within: float = 60.0) -> dict[str, int]:
+        """The batch's statuses once every message is final (and the expansion done)."""
+        deadline = time.monotonic() + within
+        while True:
+            rows = await self.pool.fetch(
+                "SELECT status, count(*) AS n FROM messages WHERE batch_id = $1 GROUP BY status",
+                uuid.UUID(batch_id),
+            )
+            counts = {r["status"]: r["n"] for r in rows}
+            done = sum(n for s, n in counts.items() if s in {"delivered", "failed", "undelivered"})
+            if done >= total:
+                return counts
+            assert time.monotonic() < deadline, counts
+            await asyncio.sleep(0.2)
+
+    def texts_to(self, phones: set[str]) -> dict[str, list[tuple[str, int]]]:
+        """Per number, each part the carrier got: (text, data_coding)."""
+        out: dict[str, list[tuple[str, int]]] = {}
+        for r in list(self.sim.submitted):
+            to = "+" + r.destination_addr
+            if to in phones:
+                out.setdefault(to, []).append((text_of(r), r.data_coding))
+        return out
+
+
+def text_of(record: SubmitRecord) -> str:
+    return decode_short_message(
+        record.short_message, record.data_coding, udhi=bool(record.esm_class & 0x40)
+    ).text
+
+
+@pytest.fixture(scope="module")
+async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
+    small = with_settings(settings, max_recipients=SMALL)
+    async with sim_stack(small, pool, Stack, "aud") as s:
+        yield s
+
+
+async def test_template_send_gives_each_contact_its_own_text(stack: Stack) -> None:
+    alice = await stack.customer(credits=50)
+    a, b = number(1), number(2)
+    await stack.contact(alice, a, first_name="Ann", fields={"plan": "gold"})
+    await stack.contact(alice, b, first_name="Bartholomew-Maximilian", fields={"plan": "свет"})
+    tid = await stack.template(alice, "Hi {{first_name}}, your {{plan}} plan renews {{date}}.")
+    status, body = await stack.send(
+        alice, {"to": [a, b], "template_id": str(tid), "variables": {"date": "1 May"}}
+    )
+    assert status == 202, body
+    by_to = {m["to"]: m for m in body["messages"]}
+    assert by_to[a]["encoding"] == "GSM7" and by_to[b]["encoding"] == "UCS2"
+    await stack.finals(body["batch_id"], 2)
+    got = stack.texts_to({a, b})
+    assert [t for t, _ in got[a]] == ["Hi Ann, your gold plan renews 1 May."]
+    assert "".join(t for t, _ in got[b]) == (
+        "Hi Bartholomew-Maximilian, your свет plan renews 1 May."
+    )
+    assert {dc for _, dc in got[b]} == {0x08} and len(got[b]) == by_to[b]["segments"] == 1
+    stored = dict(
+        await stack.pool.fetch(
+            "SELECT to_number, body FROM messages WHERE batch_id = $1",
+            uuid.UUID(body["batch_id"]),
+        )
+    )
+    assert stored[a] == "Hi Ann, your gold plan renews 1 May."
+
+
+async def test_a_missing_variable_is_a_400_naming_it(stack: Stack) -> None:
+    alice = await stack.customer(credits=50)
+    tid = await stack.template(alice, "Your code is {{code}}")
+    status, body = await stack.send(alice, {"to": number(3), "template_id": str(tid)})
+    assert status == 400, body
+    assert body["error"]["code"] == "MISSING_VARIABLE"
+    assert "code" in body["error"]["message"]
+    assert (
+        await stack.pool.fetchval(
+            "SELECT count(*) FROM messages WHERE account_id = $1", alice.account_id
+        )
+        == 0
+    )
+
+
+async def test_unknown_template_or_group_is_404(stack: Stack) -> None:
+    alice, bob = await stack.customer(), await stack.customer()
+    bobs = await stack.template(bob, "hello")
+    status, body = await stack.send(alice, {"to": number(4), "template_id": str(bobs)})
+    assert status == 404, body
+    bob_group = await stack.group(bob, [await stack.contact(bob, number(5))])
+    status, body = await stack.send(alice, {"group_ids": [str(bob_group)], "body": "x"})
+    assert status == 404, body
+
+
+async def test_small_group_send_merges_to_and_members_once(stack: Stack) -> None:
+    alice = await stack.customer(credits=50)
+    phones = [number(10 + i) for i in range(3)]
+    ids = [await stack.contact(alice, p) for p in phones]
+    g1 = await stack.group(alice, ids[:2])
+    g2 = await stack.group(alice, ids[1:])
+    status, body = await stack.send(
+        alice, {"to": [phones[0]], "group_ids": [str(g1), str(g2)], "body": "team news"}
+    )
+    assert status == 202, body
+    assert sorted(m["to"] for m in body["messages"]) == sorted(phones)
+    assert body["recipients"] == 3
+
+
+async def _group_of(
+    stack: Stack, who: Customer, count: int, start: int
+) -> tuple[uuid.UUID, list[str]]:
+    phones = [number(start + i) for i in range(count)]
+    ids = [
+        await stack.contact(who, p, first_name=f"N{i}", fields={"n": str(i)})
+        for i, p in enumerate(phones)
+    ]
+    return await stack.group(who, ids), phones
+
+
+async def test_large_group_send_is_made_in_the_background(stack: Stack) -> None:
+    alice = await stack.customer(credits=100)
+    gid, phones = await _group_of(stack, alice, 12, 100)
+    tid = await stack.template(alice, "Hello {{first_name}} #{{n}}")
+    status, body = await stack.send(alice, {"group_ids": [str(gid)], "template_id": str(tid)})
+    assert status == 202, body
+    assert body["messages"] == [] and body["recipients"] == 12
+    assert body["estimated_cost"] is None
+    counts = await stack.finals(body["batch_id"], 12)
+    assert counts == {"delivered": 12}
+    status, batch = await stack.get(alice, f"/v1/batches/{body['batch_id']}")
+    assert status == 200
+    assert batch["total"] == 12 and batch["expanded"] == 12 and batch["expanding"] is False
+    got = stack.texts_to(set(phones))
+    assert {p: [t for t, _ in parts] for p, parts in got.items()} == {
+        p: [f"Hello N{i} #{i}"] for i, p in enumerate(phones)
+    }
+
+
+async def test_group_send_stops_charging_when_credits_run_out(stack: Stack) -> None:
+    alice = await stack.customer(credits=7)
+    gid, _ = await _group_of(stack, alice, 10, 200)
+    status, body = await stack.send(alice, {"group_ids": [str(gid)], "body": "promo"})
+    assert status == 202, body
+    counts = await stack.finals(body["batch_id"], 10)
+    assert counts == {"delivered": 7, "failed": 3}
+    failed = await stack.pool.fetch(
+        "SELECT error_code, cost FROM messages WHERE batch_id = $1 AND status = 'failed'",
+        uuid.UUID(body["batch_id"]),
+    )
+    assert {(r["error_code"], r["cost"]) for r in failed} == {("INSUFFICIENT_CREDITS", Decimal(0))}
+    balance = await stack.pool.fetchval(
+        "SELECT balance FROM accounts WHERE id = $1", alice.account_id
+    )
+    assert balance == 0
+
+
+async def test_preview_prices_every_recipient_and_sends_nothing(stack: Stack) -> None:
+    alice = await stack.customer(credits=100)
+    gid, phones = await _group_of(stack, alice, 8, 300)
+    tid = await stack.template(alice, "Hi {{first_name}} {{tail}}")
+    status, body = await stack.post(
+        alice,
+        "/v1/messages/preview",
+        {"group_ids": [str(gid)], "template_id": str(tid), "variables": {"tail": "€"}},
+    )
+    assert status == 200, body
+    assert body["recipients"] == 8 and body["segments"] == 8 and body["cost"] == 8
+    first = body["messages"][0]
+    assert first["to"] == phones[0] and first["text"] == "Hi N0 €"
+    assert first["encoding"] == "GSM7" and first["status"] == "ready"
+    assert (
+        await stack.pool.fetchval(
+            "SELECT count(*) FROM messages WHERE account_id = $1", alice.account_id
+        )
+        == 0
+    )
+
+
+async def test_expand_worker_killed_mid_send_sends_each_member_once(
+    settings: Settings, pool: asyncpg.Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 of the expand worker while it makes a 1,000-member send, a member a page: a second
+    worker takes over when the lease runs out, and the carrier gets every member once."""
+    members = 1000
+    monkeypatch.setenv("EXPAND_PAGE_SIZE", "1")
+    async with fault_slice(settings, pool, "exp-kill", "61491572", credits=2000) as piece:
+        piece.settings = with_settings(piece.settings, max_recipients=10)
+        phones = [f"+61491572{i:03d}" for i in range(members)]
+        async with pool.acquire() as conn:
+            contact_ids = await conn.fetchval(
+                "WITH c AS (INSERT INTO contacts (account_id, phone)"
+                " SELECT $1, unnest($2::text[]) RETURNING id) SELECT array_agg(id) FROM c",
+                piece.account_id,
+                phones,
+            )
+            gid = await conn.fetchval(
+                "INSERT INTO contact_groups (account_id, name) VALUES ($1, 'all') RETURNING id",
+                piece.account_id,
+            )
+            await conn.execute(
+                "INSERT INTO group_members (account_id, group_id, contact_id)"
+                " SELECT $1, $2, unnest($3::uuid[])",
+                piece.account_id,
+                gid,
+                contact_ids,
+            )
+        others = WorkerProcess(
+            piece.settings, ("charge", "submit", "events", "webhooks"), tmp_path / "others.log"
+        )
+        first = WorkerProcess(piece.settings, ("expand",), tmp_path / "expand-1.log")
+        second = WorkerProcess(piece.settings, ("expand",), tmp_path / "expand-2.log")
+        try:
+            async with api_server(piece.settings) as piece.api:
+                await others.start()
+                await first.start()
+                async with piece.http.post(
+                    f"{piece.api}/v1/messages",
+                    json={"group_ids": [str(gid)], "body": "to everyone"},
+                    headers=piece.headers,
+                ) as resp:
+                    body = await resp.json()
+                    assert resp.status == 202, body
+                batch = uuid.UUID(body["batch_id"])
+                await _until(
+                    pool,
+                    "SELECT expanded FROM batch_expansions WHERE batch_id = $1",
+                    batch,
+                    lambda n: n >= 200,
+                )
+                await first.kill()
+                at_kill = await pool.fetchval(
+                    "SELECT expanded FROM batch_expansions WHERE batch_id = $1", batch
+                )
+                assert at_kill < members, "the kill must land mid-expansion"
+                await second.start()
+                await _until(
+                    pool,
+                    "SELECT count(*) FROM messages WHERE batch_id = $1",
+                    batch,
+                    lambda n: n == members,
+                    within=120,
+                )
+                delivered = await piece.wait_count(members, ("delivered",))
+        finally:
+            for proc in (first, second, others):
+                await proc.kill()
+        sent = Counter("+" + r.destination_addr for r in piece.sim.submitted)
+        assert sent == Counter(phones), "each member exactly once at the carrier"
+        assert delivered == members
+        charged = await pool.fetchval(
+            "SELECT count(*) FROM ledger l JOIN messages m ON m.id = l.message_id"
+            " WHERE m.batch_id = $1 AND l.reason = 'charge'",
+            batch,
+        )
+        assert charged == members
+
+
+async def _until(
+    pool: asyncpg.Pool, query: str, arg: Any, ok: Any, *, within: float = 60.0
+) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        value = await pool.fetchval(query, arg)
+        if value is not None and ok(value):
+            return
+        assert time.monotonic() < deadline, value
+        await asyncio.sleep(0.02)
