@@ -25,6 +25,7 @@ from broker.db import unavailable_as_error
 from broker.errors import InputError, InsufficientCredits, NotFound
 from broker.ids import new_id
 from broker.store import audiences as store
+from broker.store import templates as templates_store
 from broker.store.audiences import Member
 from broker.templates import MissingVariable, Template, contact_values
 
@@ -79,10 +80,10 @@ async def audience(request: web.Request, send: SendRequest) -> Audience:
     total = len(send.recipients)
     async with unavailable_as_error():
         if send.template_id is not None:
-            body = await store.template_body(pool, who.account_id, send.template_id)
-            if body is None:
+            found = await templates_store.get(pool, who.account_id, send.template_id)
+            if found is None:
                 raise NotFound(f"template {send.template_id} not found")
-            template = Template(body)
+            template = Template(found.body)
         if send.group_ids:
             unknown = await store.unknown_groups(pool, who.account_id, send.group_ids)
             if unknown:

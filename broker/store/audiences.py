@@ -17,18 +17,10 @@ import asyncpg
 from broker.store import Db
 from broker.templates import contact_values
 
-TEMPLATE_BODY = "SELECT body FROM templates WHERE account_id = $1 AND id = $2"
-
 CONTACTS_BY_PHONE = """
 SELECT phone, first_name, last_name, email, fields FROM contacts
  WHERE account_id = $1 AND phone = ANY($2::text[])
 """
-
-
-async def template_body(db: Db, account_id: UUID, template_id: UUID) -> str | None:
-    """The body of one of the account's templates (None: no such template in the account)."""
-    body: str | None = await db.fetchval(TEMPLATE_BODY, account_id, template_id)
-    return body
 
 
 async def values_by_phone(
