@@ -21,7 +21,7 @@ from broker.config import Settings
 from broker.queues import QueueNames
 
 START_TIMEOUT = 60.0
-ROLES = ("charge", "submit", "events", "webhooks")
+ROLES = ("charge", "expand", "submit", "events", "webhooks")
 
 
 def consumed_queues(names: QueueNames) -> list[str]:
