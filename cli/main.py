@@ -19,11 +19,13 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.admin",
     "cli.keys",
     "cli.senders",
+    "cli.contacts",
     "cli.serve",
     "cli.segment",
     "cli.smsc_sim",
     "cli.bench",
     "cli.bench_search",
+    "cli.bench_group",
 )
 
 
