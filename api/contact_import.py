@@ -12,7 +12,7 @@ from api.contract import Endpoints, query_of
 from api.errors import ApiError
 from api.schemas.contact_import import ContactImportQuery, ContactImportResult, ImportRowError
 from broker import contact_import
-from broker.contacts_csv import MAX_EMAIL, MAX_FIELD_VALUE, MAX_NAME
+from broker.contacts import MAX_EMAIL, MAX_FIELD_KEY, MAX_FIELD_VALUE, MAX_FIELDS, MAX_NAME
 from broker.db import unavailable_as_error
 
 endpoints = Endpoints("contacts")
@@ -53,7 +53,8 @@ async def _body(request: web.Request) -> AsyncIterator[bytes]:
         "The body is a UTF-8 CSV file (`Content-Type: text/csv`, at most 50 MB). Its first"
         " row names the columns: `phone` (or `phone_number`, `mobile`) is required;"
         " `first_name`, `last_name`, `email` are known (any case, spaces or dashes for"
-        " underscores); every other column goes into the contact's `fields` under its name."
+        " underscores); every other column goes into the contact's `fields` under its name"
+        f" (at most {MAX_FIELDS} such columns, names of 1–{MAX_FIELD_KEY} characters)."
         " Cells are separated by `,`, `;` or tab (whichever the header row has most of), may"
         ' be quoted with `"` (doubled inside) and hold line breaks; empty cells are not'
         " given. Phones are read in the account's region.\n\n"

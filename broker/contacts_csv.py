@@ -19,10 +19,18 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+from broker.contacts import (
+    MAX_FIELD_KEY,
+    MAX_FIELD_VALUE,
+    MAX_FIELDS,
+    MAX_PHONE_INPUT,
+    parse_email,
+    parse_name,
+)
 from broker.errors import InputError
 from broker.phone import to_e164
 from broker.text import has_unstorable
@@ -32,10 +40,6 @@ DELIMITERS: Final = (",", ";", "\t")
 #: A record longer than this fails alone; the reader never buffers more for one record.
 MAX_RECORD_BYTES: Final = 1024 * 1024
 
-MAX_NAME: Final = 100
-MAX_EMAIL: Final = 254
-MAX_FIELD_VALUE: Final = 500
-MAX_COLUMN_NAME: Final = 100
 
 #: Header spellings of the known columns (after lower-casing, spaces and dashes as ``_``).
 KNOWN_COLUMNS: Final = {
@@ -51,9 +55,12 @@ KNOWN_COLUMNS: Final = {
 _QUOTED_REST = re.compile(rb'(?:[^"]+|"")*')
 #: Quoted stretches of the header line, removed before its delimiters are counted.
 _QUOTED_STRETCH = re.compile(rb'"(?:[^"]|"")*"?')
-#: An address with one @, something on each side and a dot in the domain: what a typo
-#: breaks, without claiming to know every rule of RFC 5322.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+$")
+
+
+#: broker.phone.to_e164 without its cache: an import's numbers are each seen about once, and
+#: caching them would only evict the numbers the send path reuses and leave tens of thousands
+#: of cache entries for the garbage collector to walk in every full collection.
+_e164: Callable[[str, str], str | None] = to_e164.__wrapped__
 
 
 class CsvError(InputError):
@@ -291,9 +298,10 @@ class Header:
             name = raw.strip()
             if not name:
                 continue  # a column without a name (a trailing delimiter) is left out
-            if len(name) > MAX_COLUMN_NAME or has_unstorable(name):
+            if len(name) > MAX_FIELD_KEY or not name.isprintable() or has_unstorable(name):
                 raise CsvError(
-                    f"column {index + 1}: a name must be at most {MAX_COLUMN_NAME} characters"
+                    f"column {index + 1}: a column name must be 1–{MAX_FIELD_KEY} printable"
+                    " characters"
                 )
             column = KNOWN_COLUMNS.get(_key(name))
             ident = column or f"fields.{name}"
@@ -304,6 +312,11 @@ class Header:
                 known[column] = index
             else:
                 custom.append((index, name))
+        if len(custom) > MAX_FIELDS:
+            raise CsvError(
+                f"at most {MAX_FIELDS} columns besides phone, first_name, last_name and email"
+                f" (a contact's fields), got {len(custom)}"
+            )
         if "phone" not in known:
             raise CsvError(
                 "the header row has no `phone` column (also accepted: phone_number, mobile);"
@@ -330,84 +343,95 @@ class Header:
             ]
         problems: list[RowError] = []
         raw_phone = values[self.phone].strip()
-        phone = to_e164(raw_phone, region) if raw_phone else None
+        phone = _e164(raw_phone, region) if 0 < len(raw_phone) <= MAX_PHONE_INPUT else None
         if phone is None:
             problems.append(
                 RowError(
                     row,
                     "phone",
-                    f"{raw_phone[:40]!r} is not a valid phone number"
+                    f"{raw_phone[:MAX_PHONE_INPUT]!r} is not a valid phone number"
                     if raw_phone
                     else "a phone number is required",
                 )
             )
-        first_name = _text(row, values, self.first_name, "first_name", MAX_NAME, problems)
-        last_name = _text(row, values, self.last_name, "last_name", MAX_NAME, problems)
-        email = _text(row, values, self.email, "email", MAX_EMAIL, problems)
-        if email is not None and len(email) <= MAX_EMAIL and not _EMAIL.match(email):
-            problems.append(RowError(row, "email", "not a valid email address"))
+        first_name = _checked(row, values, self.first_name, "first_name", problems)
+        last_name = _checked(row, values, self.last_name, "last_name", problems)
+        email = _checked(row, values, self.email, "email", problems)
         fields: dict[str, str] = {}
         for index, name in self.custom:
-            value = _text(row, values, index, name, MAX_FIELD_VALUE, problems)
-            if value is not None:
-                fields[name] = value
+            value = values[index].strip()
+            if not value:
+                continue
+            if len(value) > MAX_FIELD_VALUE or has_unstorable(value):
+                message = f"`{name}` must be at most {MAX_FIELD_VALUE} storable characters"
+                problems.append(RowError(row, name, message))
+            fields[name] = value
         if problems or phone is None:
             return problems
         return ContactRow(row, phone, first_name, last_name, email, fields)
 
 
-def _text(
-    row: int, values: list[str], index: int | None, name: str, most: int, problems: list[RowError]
+def _checked(
+    row: int, values: list[str], index: int | None, name: str, problems: list[RowError]
 ) -> str | None:
-    """The trimmed cell (None when empty or absent); a problem when it cannot be stored."""
+    """A known column's cell as the contacts API checks it (None: empty or no column)."""
     if index is None:
         return None
-    value = values[index].strip()
-    if not value:
+    try:
+        if name == "email":
+            return parse_email(values[index])
+        return parse_name(values[index], field=name)
+    except InputError as exc:
+        problems.append(RowError(row, name, exc.message))
         return None
-    if len(value) > most:
-        problems.append(RowError(row, name, f"longer than {most} characters"))
-    elif has_unstorable(value):
-        problems.append(RowError(row, name, "contains a NUL character"))
-    return value
 
 
 @dataclass
 class Batch:
     """Valid rows merged by phone, as one statement writes them: the same number twice in
-    a file is one contact, its later row updating the earlier (later non-empty values win)."""
+    a file is one contact, its later row updating the earlier (later non-empty values win).
 
-    rows: dict[str, ContactRow] = field(default_factory=dict)
+    Kept as columns of text, not an object per row: strings and dicts of strings are not
+    tracked by the garbage collector, so a batch waiting to be written adds nothing to the
+    full collections that would otherwise stall the event loop once per batch or two.
+    """
+
+    #: Phone → its position in the columns.
+    at: dict[str, int] = field(default_factory=dict)
+    first_names: list[str | None] = field(default_factory=list)
+    last_names: list[str | None] = field(default_factory=list)
+    emails: list[str | None] = field(default_factory=list)
+    fields: list[dict[str, str]] = field(default_factory=list)
     #: Rows beyond the first for a number: each one is an update.
     repeats: int = 0
 
     def add(self, contact: ContactRow) -> None:
-        earlier = self.rows.get(contact.phone)
-        if earlier is None:
-            self.rows[contact.phone] = contact
+        i = self.at.get(contact.phone)
+        if i is None:
+            self.at[contact.phone] = len(self.first_names)
+            self.first_names.append(contact.first_name)
+            self.last_names.append(contact.last_name)
+            self.emails.append(contact.email)
+            self.fields.append(contact.fields)
             return
         self.repeats += 1
-        self.rows[contact.phone] = ContactRow(
-            contact.row,
-            contact.phone,
-            contact.first_name or earlier.first_name,
-            contact.last_name or earlier.last_name,
-            contact.email or earlier.email,
-            {**earlier.fields, **contact.fields},
-        )
+        self.first_names[i] = contact.first_name or self.first_names[i]
+        self.last_names[i] = contact.last_name or self.last_names[i]
+        self.emails[i] = contact.email or self.emails[i]
+        self.fields[i] = {**self.fields[i], **contact.fields}
 
     def __len__(self) -> int:
-        return len(self.rows) + self.repeats
+        return len(self.at) + self.repeats
 
     def columns(
         self,
     ) -> tuple[list[str], list[str | None], list[str | None], list[str | None], list[str]]:
         """The batch as arrays for unnest: phones, first and last names, emails, fields (JSON)."""
-        rows = self.rows.values()
+        dumps = json.dumps
         return (
-            list(self.rows),
-            [r.first_name for r in rows],
-            [r.last_name for r in rows],
-            [r.email for r in rows],
-            [json.dumps(r.fields) for r in rows],
+            list(self.at),
+            self.first_names,
+            self.last_names,
+            self.emails,
+            [dumps(f) for f in self.fields],
         )

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from broker.contacts import MAX_FIELD_VALUE
 from broker.contacts_csv import (
-    MAX_FIELD_VALUE,
     Batch,
     ContactRow,
     CsvError,
@@ -179,7 +179,9 @@ def _header(*names: str) -> Header:
         (("name", "email"), "no `phone` column"),
         (("phone", "Mobile"), "name the same value"),
         (("Phone Number", "x", "x"), "name the same value"),
-        (("phone", "a" * 101), "at most 100 characters"),
+        (("phone", "a" * 65), "1–64 printable characters"),
+        (("phone", "a\x07b"), "1–64 printable characters"),
+        (("phone", *(f"c{i}" for i in range(51))), "at most 50 columns besides"),
     ],
 )
 def test_a_header_without_a_phone_column_or_with_a_column_twice_is_refused(
@@ -198,6 +200,7 @@ def test_header_names_match_any_case_with_spaces_or_dashes_and_others_are_fields
     assert header.width == 7
 
 
+BAD_EMAIL = "`email` must be an email address like name@example.com (at most 254 characters)"
 HEADER = ("phone", "first_name", "last_name", "email", "city")
 
 
@@ -219,16 +222,16 @@ HEADER = ("phone", "first_name", "last_name", "email", "city")
         (
             ["4155552671", "x" * 101, "", "not-an-email", "c" * (MAX_FIELD_VALUE + 1)],
             [
-                RowError(2, "first_name", "longer than 100 characters"),
-                RowError(2, "email", "not a valid email address"),
-                RowError(2, "city", "longer than 500 characters"),
+                RowError(2, "first_name", "`first_name` must be at most 100 storable characters"),
+                RowError(2, "email", BAD_EMAIL),
+                RowError(2, "city", "`city` must be at most 500 storable characters"),
             ],
         ),
         (
             ["4155552671", "a\x00b", "", "a@b", ""],
             [
-                RowError(2, "first_name", "contains a NUL character"),
-                RowError(2, "email", "not a valid email address"),
+                RowError(2, "first_name", "`first_name` must be at most 100 storable characters"),
+                RowError(2, "email", BAD_EMAIL),
             ],
         ),
         (
