@@ -82,7 +82,8 @@ def _text(result: contact_import.ImportResult) -> str:
 def cmd_contacts_import(args: argparse.Namespace) -> int:
     path: Path = args.file
     if not path.is_file():
-        return fail(InputError(f"{path}: no such file", field="file"), args.json)
+        problem = "not a file" if path.exists() else "no such file"
+        return fail(InputError(f"{path}: {problem}", field="file"), args.json)
 
     async def work(conn: asyncpg.Connection) -> contact_import.ImportResult:
         region = await contact_import.account_region(conn, args.account)

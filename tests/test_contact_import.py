@@ -308,7 +308,7 @@ async def test_cli_refuses_a_missing_file_an_unknown_account_or_group_in_one_lin
         ([str(uuid.uuid4()), str(path)], 1, "account"),
         ([str(who.id), str(path), "--group", str(await new_group(pool, other))], 1, "group"),
         ([str(who.id), str(path), "--group", str(uuid.uuid4())], 1, "group"),
-        ([str(who.id), str(tmp_path)], 2, "no such file"),
+        ([str(who.id), str(tmp_path)], 2, "not a file"),
     ]
     for args, code, says in cases:
         done = await asyncio.to_thread(smsbroker, pg_dsn, "contacts", "import", *args)

@@ -258,3 +258,32 @@ def test_a_batch_holds_each_phone_once_the_later_row_updating_the_earlier() -> N
         ["b@x.io", None],
         ['{"a": "1", "b": "2"}', "{}"],
     )
+
+
+@given(
+    header=st.sampled_from([b"phone,first_name,email,x\n", b"Mobile;x\r\n", b'"phone"\t"a"\n']),
+    body=st.binary(max_size=300),
+    size=st.integers(min_value=1, max_value=64),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_bytes_after_a_header_give_each_row_a_contact_a_problem_or_nothing(
+    header: bytes, body: bytes, size: int
+) -> None:
+    reader = RecordReader(max_record=100)
+    records: list[Record] = []
+    for piece in _chunked(header + body, size):
+        records += reader.feed(piece)
+    records += reader.finish()
+    assert reader.delimiter is not None
+    parsed = Header.parse(records[0], reader.delimiter)
+    rows = [r.row for r in records]
+    assert rows == list(range(1, len(records) + 1))  # every record numbered, in order
+    for record in records[1:]:
+        values = cells(record, reader.delimiter)
+        if isinstance(values, str):
+            continue
+        got = parsed.contact(record.row, values, "US")
+        if isinstance(got, list):
+            assert got and all(e.row == record.row for e in got)
+        elif got is not None:
+            assert got.phone.startswith("+") and got.row == record.row
