@@ -61,6 +61,8 @@ class Endpoint:
     header_params: tuple[tuple[str, str], ...] = ()
     #: The media type of a body the handler streams itself (CSV): checked here, not parsed.
     raw_body: str | None = None
+    #: An example of that body, for the document.
+    raw_example: str | None = None
 
     @property
     def path_params(self) -> list[str]:

@@ -89,7 +89,7 @@ def error_statuses(endpoint: Endpoint) -> list[int]:
     if endpoint.body is not None:
         statuses |= {400, 413, 415}
     if endpoint.raw_body is not None:
-        statuses |= {400, 415}
+        statuses |= {400, 413, 415}
     return sorted(statuses)
 
 
@@ -212,7 +212,12 @@ def _operation(endpoint: Endpoint, refs: dict[Any, Any], schemas: dict[str, Any]
     if endpoint.raw_body is not None:
         operation["requestBody"] = {
             "required": True,
-            "content": {endpoint.raw_body: {"schema": {"type": "string"}}},
+            "content": {
+                endpoint.raw_body: {
+                    "schema": {"type": "string"},
+                    **({"example": endpoint.raw_example} if endpoint.raw_example else {}),
+                }
+            },
         }
     return operation
 

@@ -59,6 +59,12 @@ async def _provision(dsn: str) -> str:
     try:
         account_id = await accounts.create_account(conn, "schemathesis", Decimal(10**9), "US")
         key = await accounts.create_key(conn, account_id, rate_limit=1_000_000)
+        # The send examples' `from`: approved, so the documented example is a send that works.
+        await conn.execute(
+            "INSERT INTO sender_ids (account_id, sender_id, purpose, status, decided_at)"
+            " VALUES ($1, 'Acme', 'schemathesis', 'approved', now())",
+            account_id,
+        )
         return key.secret
     finally:
         await conn.close()
@@ -159,4 +165,17 @@ def test_every_route_was_exercised_and_answered_successfully() -> None:
         "GET /v1/keys/{id}",
         "DELETE /v1/keys/{id}",
         "POST /v1/keys/{id}/regenerate",
+        "GET /v1/contacts/{id}",
+        "PATCH /v1/contacts/{id}",
+        "DELETE /v1/contacts/{id}",
+        "GET /v1/groups/{id}",
+        "PATCH /v1/groups/{id}",
+        "DELETE /v1/groups/{id}",
+        "GET /v1/groups/{id}/contacts",
+        "POST /v1/groups/{id}/contacts",
+        "DELETE /v1/groups/{id}/contacts/{contact_id}",
+        "GET /v1/templates/{id}",
+        "PATCH /v1/templates/{id}",
+        "DELETE /v1/templates/{id}",
+        "POST /v1/templates/{id}/preview",
     }, never_succeeded

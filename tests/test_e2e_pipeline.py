@@ -309,6 +309,18 @@ async def test_every_route_with_an_id_keeps_tenants_apart(stack: Stack) -> None:
     ) as resp:
         assert resp.status == 201
     _, alice_keys = await stack.get(alice, "/v1/keys")
+    contact = await _created(stack, alice, "/v1/contacts", {"phone": us_number()})
+    group = await _created(stack, alice, "/v1/groups", {"name": "isolation"})
+    template = await _created(
+        stack, alice, "/v1/templates", {"name": "isolation", "body": "Hi {{first_name}}"}
+    )
+    async with stack.http.post(
+        f"{stack.api}/v1/groups/{group}/contacts",
+        json={"contact_ids": [contact]},
+        headers=alice.headers,
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    bobs_contact = await _created(stack, bob, "/v1/contacts", {"phone": us_number()})
     ids = {
         "message": sent["messages"][0]["id"],
         "batch": sent["batch_id"],
@@ -317,6 +329,9 @@ async def test_every_route_with_an_id_keeps_tenants_apart(stack: Stack) -> None:
         "inbound": mo.json["data"]["id"],
         "opt-out": "%2B14155552671",
         "key": alice_keys["data"][0]["id"],
+        "contact": contact,
+        "group": group,
+        "template": template,
     }
     resource = {
         "/v1/messages/{id}": "message",
@@ -329,6 +344,20 @@ async def test_every_route_with_an_id_keeps_tenants_apart(stack: Stack) -> None:
         "/v1/opt-outs/{phone}": "opt-out",
         "/v1/keys/{id}": "key",
         "/v1/keys/{id}/regenerate": "key",
+        "/v1/contacts/{id}": "contact",
+        "/v1/groups/{id}": "group",
+        "/v1/groups/{id}/contacts": "group",
+        "/v1/groups/{id}/contacts/{contact_id}": "group",
+        "/v1/templates/{id}": "template",
+        "/v1/templates/{id}/preview": "template",
+    }
+    # A route that takes a body gets a valid one: the answer must be 404, not a 400.
+    bodies = {
+        ("patch", "/v1/contacts/{id}"): {"first_name": "Mallory"},
+        ("patch", "/v1/groups/{id}"): {"name": "taken over"},
+        ("post", "/v1/groups/{id}/contacts"): {"contact_ids": [bobs_contact]},
+        ("patch", "/v1/templates/{id}"): {"name": "taken over"},
+        ("post", "/v1/templates/{id}/preview"): {"to": "+14155552671"},
     }
     async with stack.http.get(f"{stack.api}/openapi.json") as resp:
         paths = (await resp.json())["paths"]
@@ -336,16 +365,42 @@ async def test_every_route_with_an_id_keeps_tenants_apart(stack: Stack) -> None:
     for path, item in paths.items():
         if "{" not in path:
             continue
-        url = path.replace("{id}", ids[resource[path]]).replace("{phone}", ids[resource[path]])
+        url = path.replace("{contact_id}", ids["contact"])
+        url = url.replace("{id}", ids[resource[path]]).replace("{phone}", ids[resource[path]])
         for method in item:
-            async with stack.http.request(method, f"{stack.api}{url}", headers=bob.headers) as r:
+            async with stack.http.request(
+                method,
+                f"{stack.api}{url}",
+                json=bodies.get((method, path)),
+                headers=bob.headers,
+            ) as r:
                 assert r.status == 404, (method, path, await r.text())
         if "get" in item:  # a POST-only action (regenerate) is read through its resource
             status, _ = await stack.get(alice, url)
             assert status == 200, path
-    for listing in ("/v1/messages", "/v1/webhooks", "/v1/inbound", "/v1/sender-ids", "/v1/keys"):
+    _, members = await stack.get(alice, f"/v1/groups/{group}/contacts")
+    assert [m["id"] for m in members["data"]] == [contact], "bob changed alice's group"
+    _, shown = await stack.get(alice, f"/v1/contacts/{contact}")
+    assert shown["first_name"] is None, "bob changed alice's contact"
+    for listing in (
+        "/v1/messages",
+        "/v1/webhooks",
+        "/v1/inbound",
+        "/v1/sender-ids",
+        "/v1/keys",
+        "/v1/contacts",
+        "/v1/groups",
+        "/v1/templates",
+    ):
         _, page = await stack.get(bob, listing)
         assert not {item["id"] for item in page["data"]} & set(ids.values()), listing
+
+
+async def _created(stack: Stack, who: Customer, path: str, body: dict[str, Any]) -> str:
+    async with stack.http.post(f"{stack.api}{path}", json=body, headers=who.headers) as resp:
+        assert resp.status == 201, await resp.text()
+        created: str = (await resp.json())["id"]
+        return created
 
 
 async def test_concurrent_sends_never_overdraw(stack: Stack) -> None:
