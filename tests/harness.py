@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import aiohttp
 import asyncpg
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from broker import accounts
 from broker.config import Settings
@@ -270,3 +271,105 @@ async def sim_stack(
             yield kind(gw.api, gw.http, pool, sim, gw.receiver, settings)
     finally:
         await sim.stop()
+
+
+# --- The API in this process, as one account sees it --------------------------------------
+
+Client = TestClient[web.Request, web.Application]
+
+
+@dataclass
+class ApiAccount:
+    """An account and the headers its API key authenticates with."""
+
+    id: uuid.UUID
+    headers: dict[str, str]
+
+
+@asynccontextmanager
+async def api_client(settings: Settings) -> AsyncIterator[Client]:
+    """The API app on a test server of its own. pytest fixtures belong to the module that
+    defines them, so each module keeps a module-scoped `client` fixture around this."""
+    from api.app import create_app
+
+    server = TestServer(create_app(settings), host="127.0.0.1", port=0)
+    async with TestClient(server) as client:
+        yield client
+
+
+async def api_account(
+    pool: asyncpg.Pool,
+    *,
+    name_prefix: str = "t",
+    credits: Decimal = Decimal(10),
+    region: str = "US",
+) -> ApiAccount:
+    """A fresh account with an API key of a rate no test reaches."""
+    async with pool.acquire() as conn:
+        account_id = await accounts.create_account(
+            conn, f"{name_prefix}-{uuid.uuid4().hex[:8]}", credits, region
+        )
+        key = await accounts.create_key(conn, account_id, rate_limit=100_000)
+    return ApiAccount(account_id, {"Authorization": f"Bearer {key.secret}"})
+
+
+async def api_call(
+    client: Client, method: str, path: str, who: ApiAccount, **kw: Any
+) -> tuple[int, Any]:
+    """A request as the account (extra `headers=` added to its own): (status, JSON body, or
+    None when the answer is not JSON)."""
+    headers = {**who.headers, **kw.pop("headers", {})}
+    async with client.request(method, path, headers=headers, **kw) as resp:
+        body = await resp.json() if resp.content_type == "application/json" else None
+        return resp.status, body
+
+
+async def all_pages(client: Client, who: ApiAccount, path: str, limit: int) -> list[list[Any]]:
+    """Every page of a list, following next_cursor."""
+    pages: list[list[Any]] = []
+    sep = "&" if "?" in path else "?"
+    cursor: str | None = None
+    while True:
+        url = f"{path}{sep}limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+        status, body = await api_call(client, "GET", url, who)
+        assert status == 200, body
+        pages.append(body["data"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+# --- Contacts and groups over the API ------------------------------------------------------
+
+
+def phone(n: int) -> str:
+    """The n-th test number (valid in E.164 for the US region)."""
+    return f"+1415555{n:04d}"
+
+
+async def add_contact(client: Client, who: ApiAccount, **body: Any) -> Any:
+    status, answer = await api_call(client, "POST", "/v1/contacts", who, json=body)
+    assert status == 201, answer
+    return answer
+
+
+async def add_group(client: Client, who: ApiAccount, name: str) -> Any:
+    status, answer = await api_call(client, "POST", "/v1/groups", who, json={"name": name})
+    assert status == 201, answer
+    return answer
+
+
+async def snapshot(pool: asyncpg.Pool, who: ApiAccount) -> list[tuple[Any, ...]]:
+    """Every contact and membership of the account, to prove a refused request changed
+    nothing."""
+    contacts = await pool.fetch(
+        "SELECT id, phone, first_name, last_name, email, fields::text, updated_at"
+        " FROM contacts WHERE account_id = $1 ORDER BY id",
+        who.id,
+    )
+    members = await pool.fetch(
+        "SELECT group_id, contact_id FROM group_members WHERE account_id = $1"
+        " ORDER BY group_id, contact_id",
+        who.id,
+    )
+    return [tuple(r) for r in contacts] + [tuple(r) for r in members]

@@ -14,48 +14,26 @@ import sys
 import termios
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
-from api.app import create_app
-from broker import accounts
 from broker.config import Settings
+from tests.harness import ApiAccount, Client, api_account, api_client
 
 SMSBROKER = str(Path(sys.executable).with_name("smsbroker"))
 CSV = {"Content-Type": "text/csv"}
 
-Client = TestClient[web.Request, web.Application]
-
-
-@dataclass
-class Account:
-    id: uuid.UUID
-    headers: dict[str, str]
-
 
 @pytest.fixture(scope="module")
 async def client(settings: Settings) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(create_app(settings), host="127.0.0.1", port=0)) as c:
+    async with api_client(settings) as c:
         yield c
 
 
-async def new_account(pool: asyncpg.Pool, region: str = "US") -> Account:
-    async with pool.acquire() as conn:
-        account_id = await accounts.create_account(
-            conn, f"import-{uuid.uuid4().hex[:8]}", Decimal(10), region
-        )
-        key = await accounts.create_key(conn, account_id, rate_limit=100_000)
-    return Account(account_id, {"Authorization": f"Bearer {key.secret}"})
-
-
-async def new_group(pool: asyncpg.Pool, who: Account) -> uuid.UUID:
+async def new_group(pool: asyncpg.Pool, who: ApiAccount) -> uuid.UUID:
     group_id: uuid.UUID = await pool.fetchval(
         "INSERT INTO contact_groups (account_id, name) VALUES ($1, $2) RETURNING id",
         who.id,
@@ -65,7 +43,12 @@ async def new_group(pool: asyncpg.Pool, who: Account) -> uuid.UUID:
 
 
 async def upload(
-    client: Client, who: Account, body: bytes | str, *, headers: dict[str, str] = CSV, **params: str
+    client: Client,
+    who: ApiAccount,
+    body: bytes | str,
+    *,
+    headers: dict[str, str] = CSV,
+    **params: str,
 ) -> tuple[int, Any]:
     data = body.encode() if isinstance(body, str) else body
     async with client.post(
@@ -74,7 +57,7 @@ async def upload(
         return resp.status, await resp.json()
 
 
-async def contacts(pool: asyncpg.Pool, who: Account) -> dict[str, tuple[Any, ...]]:
+async def contacts(pool: asyncpg.Pool, who: ApiAccount) -> dict[str, tuple[Any, ...]]:
     rows = await pool.fetch(
         "SELECT phone, first_name, last_name, email, fields FROM contacts WHERE account_id = $1",
         who.id,
@@ -110,7 +93,7 @@ MIXED = (
 async def test_good_rows_are_stored_and_bad_ones_listed_by_row(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     status, body = await upload(client, who, MIXED)
     assert status == 200, body
     assert body == {
@@ -134,7 +117,7 @@ async def test_good_rows_are_stored_and_bad_ones_listed_by_row(
 async def test_reimport_updates_merges_fields_and_a_repeated_phone_updates(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     first = "phone;first_name;last_name;tier;city\n4155552671;Ada;Lovelace;gold;London\n"
     assert (await upload(client, who, first))[1]["created"] == 1
     # Semicolons and tabs alike; empty cells keep what is stored, fields merge; the same
@@ -166,7 +149,7 @@ async def test_reimport_updates_merges_fields_and_a_repeated_phone_updates(
 async def test_group_id_joins_the_group_and_another_accounts_group_is_404(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who, other = await new_account(pool), await new_account(pool)
+    who, other = await api_account(pool), await api_account(pool)
     group = await new_group(pool, who)
     await upload(client, who, "phone\n4155550100\n")
     status, body = await upload(client, who, "phone\n4155550100\n4155550101\n", group_id=str(group))
@@ -216,7 +199,7 @@ async def test_a_file_refused_whole_is_a_clear_error_and_changes_nothing(
     code: str,
     says: str,
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     got, answer = await upload(client, who, body, headers=headers)
     assert got == status, answer
     assert answer["error"]["code"] == code
@@ -227,7 +210,7 @@ async def test_a_file_refused_whole_is_a_clear_error_and_changes_nothing(
 async def test_charset_parameter_is_accepted_and_errors_beyond_1000_are_truncated(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     body = "phone,first_name\n4155550100,Ok\n" + "nope,x\n" * 1200 + "4155550101,Also\n"
     status, answer = await upload(
         client, who, body, headers={"Content-Type": "text/csv; charset=utf-8"}
@@ -242,7 +225,7 @@ async def test_charset_parameter_is_accepted_and_errors_beyond_1000_are_truncate
 async def test_a_body_declared_over_50_mb_is_413_before_it_is_read(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
     head = (
         "POST /v1/contacts/import HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
@@ -267,7 +250,7 @@ def smsbroker(pg_dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
 async def test_cli_imports_the_same_way_and_prints_counts_and_errors(
     pool: asyncpg.Pool, pg_dsn: str, tmp_path: Path
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     group = await new_group(pool, who)
     path = tmp_path / "contacts.csv"
     path.write_text(MIXED, newline="")
@@ -300,7 +283,7 @@ async def test_cli_imports_the_same_way_and_prints_counts_and_errors(
 async def test_cli_refuses_a_missing_file_an_unknown_account_or_group_in_one_line(
     pool: asyncpg.Pool, pg_dsn: str, tmp_path: Path
 ) -> None:
-    who, other = await new_account(pool), await new_account(pool)
+    who, other = await api_account(pool), await api_account(pool)
     path = tmp_path / "c.csv"
     path.write_text("phone\n4155550100\n")
     cases = [
@@ -351,7 +334,7 @@ def _on_a_terminal(pg_dsn: str, *args: str) -> tuple[int, str]:
 async def test_cli_shows_a_progress_bar_by_bytes_on_a_terminal(
     pool: asyncpg.Pool, pg_dsn: str, tmp_path: Path
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     path = tmp_path / "c.csv"
     path.write_text("phone\n" + "".join(f"415555{n:04d}\n" for n in range(2000)))
     code, terminal = await asyncio.to_thread(

@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.app import create_app
-from broker import accounts
 from broker.config import Settings
 from broker.contacts import (
     MAX_FIELD_KEY,
@@ -30,88 +24,27 @@ from broker.contacts import (
     parse_fields,
 )
 from broker.errors import InputError
-
-Client = TestClient[web.Request, web.Application]
-
-
-@dataclass
-class Account:
-    id: uuid.UUID
-    headers: dict[str, str]
+from tests.harness import (
+    Client,
+    add_contact,
+    add_group,
+    all_pages,
+    api_account,
+    api_call,
+    api_client,
+    phone,
+    snapshot,
+)
 
 
 @pytest.fixture(scope="module")
 async def client(settings: Settings) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(create_app(settings), host="127.0.0.1", port=0)) as c:
+    async with api_client(settings) as c:
         yield c
 
 
-async def new_account(pool: asyncpg.Pool, region: str = "US") -> Account:
-    async with pool.acquire() as conn:
-        account_id = await accounts.create_account(
-            conn, f"contacts-{uuid.uuid4().hex[:8]}", Decimal(10), region
-        )
-        key = await accounts.create_key(conn, account_id, rate_limit=100_000)
-    return Account(account_id, {"Authorization": f"Bearer {key.secret}"})
-
-
-async def call(client: Client, method: str, path: str, who: Account, **kw: Any) -> tuple[int, Any]:
-    headers = {**who.headers, **kw.pop("headers", {})}
-    async with client.request(method, path, headers=headers, **kw) as resp:
-        body = await resp.json() if resp.content_type == "application/json" else None
-        return resp.status, body
-
-
-def phone(n: int) -> str:
-    """The n-th test number (valid in E.164 for the US region)."""
-    return f"+1415555{n:04d}"
-
-
-async def add_contact(client: Client, who: Account, **body: Any) -> Any:
-    status, answer = await call(client, "POST", "/v1/contacts", who, json=body)
-    assert status == 201, answer
-    return answer
-
-
-async def add_group(client: Client, who: Account, name: str) -> Any:
-    status, answer = await call(client, "POST", "/v1/groups", who, json={"name": name})
-    assert status == 201, answer
-    return answer
-
-
-async def snapshot(pool: asyncpg.Pool, who: Account) -> list[tuple[Any, ...]]:
-    """Every contact and membership of the account, to prove a refused request changed
-    nothing."""
-    contacts = await pool.fetch(
-        "SELECT id, phone, first_name, last_name, email, fields::text, updated_at"
-        " FROM contacts WHERE account_id = $1 ORDER BY id",
-        who.id,
-    )
-    members = await pool.fetch(
-        "SELECT group_id, contact_id FROM group_members WHERE account_id = $1"
-        " ORDER BY group_id, contact_id",
-        who.id,
-    )
-    return [tuple(r) for r in contacts] + [tuple(r) for r in members]
-
-
-async def all_pages(client: Client, who: Account, path: str, limit: int) -> list[list[Any]]:
-    """Every page of a list, following next_cursor."""
-    pages: list[list[Any]] = []
-    sep = "&" if "?" in path else "?"
-    cursor: str | None = None
-    while True:
-        url = f"{path}{sep}limit={limit}" + (f"&cursor={cursor}" if cursor else "")
-        status, body = await call(client, "GET", url, who)
-        assert status == 200, body
-        pages.append(body["data"])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return pages
-
-
 async def test_create_answers_the_contact_normalized(client: Client, pool: asyncpg.Pool) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     group = await add_group(client, who, "VIP")
     created = await add_contact(
         client,
@@ -146,14 +79,14 @@ async def test_create_answers_the_contact_normalized(client: Client, pool: async
     }
     assert created["group_ids"] == [group["id"]]
     assert created["created_at"] == created["updated_at"]
-    status, read = await call(client, "GET", f"/v1/contacts/{created['id']}", who)
+    status, read = await api_call(client, "GET", f"/v1/contacts/{created['id']}", who)
     assert (status, read) == (200, created)
-    status, group_now = await call(client, "GET", f"/v1/groups/{group['id']}", who)
+    status, group_now = await api_call(client, "GET", f"/v1/groups/{group['id']}", who)
     assert group_now["members"] == 1
 
 
 async def test_only_phone_is_required(client: Client, pool: asyncpg.Pool) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     created = await add_contact(client, who, phone=phone(1))
     assert {k: created[k] for k in ("first_name", "last_name", "email", "fields", "group_ids")} == {
         "first_name": None,
@@ -167,18 +100,20 @@ async def test_only_phone_is_required(client: Client, pool: asyncpg.Pool) -> Non
 async def test_local_numbers_are_read_in_the_account_region(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    ghana = await new_account(pool, "GH")
+    ghana = await api_account(pool, region="GH")
     created = await add_contact(client, ghana, phone="024 412 3456")
     assert created["phone"] == "+233244123456"
     # The same number in E.164 is the same contact; its local form is no US number.
-    status, body = await call(
+    status, body = await api_call(
         client, "POST", "/v1/contacts", ghana, json={"phone": "+233244123456"}
     )
     assert (status, body["error"]["code"]) == (409, "CONTACT_EXISTS")
-    status, body = await call(client, "GET", "/v1/contacts?phone=0244123456", ghana)
+    status, body = await api_call(client, "GET", "/v1/contacts?phone=0244123456", ghana)
     assert [c["id"] for c in body["data"]] == [created["id"]]
-    us = await new_account(pool, "US")
-    status, body = await call(client, "POST", "/v1/contacts", us, json={"phone": "024 412 3456"})
+    us = await api_account(pool, region="US")
+    status, body = await api_call(
+        client, "POST", "/v1/contacts", us, json={"phone": "024 412 3456"}
+    )
     assert (status, body["error"]["code"], body["error"]["field"]) == (
         400,
         "INVALID_PHONE_NUMBER",
@@ -189,10 +124,10 @@ async def test_local_numbers_are_read_in_the_account_region(
 async def test_a_second_contact_with_the_same_phone_is_a_409(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     first = await add_contact(client, who, phone="+14155552671", first_name="Ada")
     before = await snapshot(pool, who)
-    status, body = await call(
+    status, body = await api_call(
         client, "POST", "/v1/contacts", who, json={"phone": "415-555-2671", "first_name": "B"}
     )
     assert status == 409
@@ -200,7 +135,7 @@ async def test_a_second_contact_with_the_same_phone_is_a_409(
     assert first["id"] in body["error"]["message"]
     assert await snapshot(pool, who) == before
     # Another account may have the same number.
-    other = await new_account(pool)
+    other = await api_account(pool)
     await add_contact(client, other, phone="+14155552671")
 
 
@@ -244,9 +179,9 @@ async def test_bad_input_is_refused_and_nothing_is_stored(
     code: str,
     field: str | None,
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     body = {"phone": phone(7), **change} if change else {}
-    got, answer = await call(client, "POST", "/v1/contacts", who, json=body)
+    got, answer = await api_call(client, "POST", "/v1/contacts", who, json=body)
     assert (got, answer["error"]["code"], answer["error"].get("field")) == (status, code, field)
     assert await snapshot(pool, who) == []
 
@@ -254,11 +189,11 @@ async def test_bad_input_is_refused_and_nothing_is_stored(
 async def test_a_group_of_no_one_or_of_another_account_is_a_404_and_nothing_is_created(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who, other = await new_account(pool), await new_account(pool)
+    who, other = await api_account(pool), await api_account(pool)
     mine = await add_group(client, who, "mine")
     theirs = await add_group(client, other, "theirs")
     for stranger in (theirs["id"], str(uuid.uuid4())):
-        status, body = await call(
+        status, body = await api_call(
             client,
             "POST",
             "/v1/contacts",
@@ -272,9 +207,9 @@ async def test_a_group_of_no_one_or_of_another_account_is_a_404_and_nothing_is_c
 
 
 async def test_not_json_is_a_400(client: Client, pool: asyncpg.Pool) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     for raw in (b"{", b"[]", b'"x"'):
-        status, body = await call(
+        status, body = await api_call(
             client,
             "POST",
             "/v1/contacts",
@@ -287,20 +222,20 @@ async def test_not_json_is_a_400(client: Client, pool: asyncpg.Pool) -> None:
 
 
 async def test_the_list_is_newest_first_across_pages(client: Client, pool: asyncpg.Pool) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     made = [(await add_contact(client, who, phone=phone(i)))["id"] for i in range(7)]
     pages = await all_pages(client, who, "/v1/contacts", 3)
     assert [len(p) for p in pages] == [3, 3, 1]
     assert [c["id"] for p in pages for c in p] == made[::-1]
-    other = await new_account(pool)
-    status, body = await call(client, "GET", "/v1/contacts", other)
+    other = await api_account(pool)
+    status, body = await api_call(client, "GET", "/v1/contacts", other)
     assert (status, body) == (200, {"data": [], "next_cursor": None})
 
 
 async def test_the_list_filters_by_group_phone_and_name_prefix(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     vip = await add_group(client, who, "vip")
     people = [
         ("Ada", "Lovelace", [vip["id"]]),
@@ -320,7 +255,7 @@ async def test_the_list_filters_by_group_phone_and_name_prefix(
         ids[first or last] = made["id"]
 
     async def found(query: str) -> list[str]:
-        status, body = await call(client, "GET", f"/v1/contacts?{query}", who)
+        status, body = await api_call(client, "GET", f"/v1/contacts?{query}", who)
         assert status == 200, body
         return [c["id"] for c in body["data"]]
 
@@ -363,18 +298,18 @@ async def test_the_list_filters_by_group_phone_and_name_prefix(
 async def test_bad_list_queries_are_a_400(
     client: Client, pool: asyncpg.Pool, query: str, code: str
 ) -> None:
-    who = await new_account(pool)
-    status, body = await call(client, "GET", f"/v1/contacts?{query}", who)
+    who = await api_account(pool)
+    status, body = await api_call(client, "GET", f"/v1/contacts?{query}", who)
     assert (status, body["error"]["code"]) == (400, code)
 
 
 async def test_the_list_of_a_group_of_another_account_is_a_404(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who, other = await new_account(pool), await new_account(pool)
+    who, other = await api_account(pool), await api_account(pool)
     theirs = await add_group(client, other, "theirs")
     for group_id in (theirs["id"], str(uuid.uuid4())):
-        status, body = await call(client, "GET", f"/v1/contacts?group_id={group_id}", who)
+        status, body = await api_call(client, "GET", f"/v1/contacts?group_id={group_id}", who)
         assert (status, body["error"]["code"]) == (404, "NOT_FOUND")
         assert group_id in body["error"]["message"]
 
@@ -382,7 +317,7 @@ async def test_the_list_of_a_group_of_another_account_is_a_404(
 async def test_another_accounts_contact_is_a_404_on_every_route(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who, other = await new_account(pool), await new_account(pool)
+    who, other = await api_account(pool), await api_account(pool)
     theirs = await add_contact(client, other, phone=phone(1), first_name="T")
     before = await snapshot(pool, other)
     for contact_id in (theirs["id"], str(uuid.uuid4()), "not-a-uuid"):
@@ -391,13 +326,13 @@ async def test_another_accounts_contact_is_a_404_on_every_route(
             ("PATCH", {"json": {"first_name": "Mine"}}),
             ("DELETE", {}),
         ):
-            status, body = await call(client, method, f"/v1/contacts/{contact_id}", who, **kw)
+            status, body = await api_call(client, method, f"/v1/contacts/{contact_id}", who, **kw)
             assert (status, body["error"]["code"]) == (404, "NOT_FOUND"), (method, contact_id)
     assert await snapshot(pool, other) == before
 
 
 async def test_patch_changes_only_what_it_names(client: Client, pool: asyncpg.Pool) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     a, b, c = [await add_group(client, who, name) for name in ("a", "b", "c")]
     created = await add_contact(
         client,
@@ -410,14 +345,14 @@ async def test_patch_changes_only_what_it_names(client: Client, pool: asyncpg.Po
         group_ids=[a["id"], b["id"]],
     )
     path = f"/v1/contacts/{created['id']}"
-    status, changed = await call(client, "PATCH", path, who, json={"first_name": "Augusta"})
+    status, changed = await api_call(client, "PATCH", path, who, json={"first_name": "Augusta"})
     assert status == 200, changed
     assert changed["first_name"] == "Augusta"
     unchanged = ("phone", "last_name", "email", "fields", "group_ids", "created_at")
     assert {k: changed[k] for k in unchanged} == {k: created[k] for k in unchanged}
     assert changed["updated_at"] > created["updated_at"]
 
-    status, changed = await call(
+    status, changed = await api_call(
         client,
         "PATCH",
         path,
@@ -440,20 +375,20 @@ async def test_patch_changes_only_what_it_names(client: Client, pool: asyncpg.Po
     assert changed["fields"] == {"tier": "2"}
     # b was kept (and stays the older membership), a left, c joined.
     assert changed["group_ids"] == [b["id"], c["id"]]
-    status, read = await call(client, "GET", path, who)
+    status, read = await api_call(client, "GET", path, who)
     assert read == changed
     members = {}
     for group in (a, b, c):
-        status, read = await call(client, "GET", f"/v1/groups/{group['id']}", who)
+        status, read = await api_call(client, "GET", f"/v1/groups/{group['id']}", who)
         members[group["id"]] = read["members"]
     assert members == {a["id"]: 0, b["id"]: 1, c["id"]: 1}
 
-    status, changed = await call(
+    status, changed = await api_call(
         client, "PATCH", path, who, json={"fields": None, "group_ids": None, "first_name": " "}
     )
     assert status == 200, changed
     assert (changed["fields"], changed["group_ids"], changed["first_name"]) == ({}, [], None)
-    status, same = await call(client, "PATCH", path, who, json={})
+    status, same = await api_call(client, "PATCH", path, who, json={})
     assert status == 200
     assert {k: v for k, v in same.items() if k != "updated_at"} == {
         k: v for k, v in changed.items() if k != "updated_at"
@@ -461,7 +396,7 @@ async def test_patch_changes_only_what_it_names(client: Client, pool: asyncpg.Po
 
 
 async def test_patch_refusals_change_nothing(client: Client, pool: asyncpg.Pool) -> None:
-    who, other = await new_account(pool), await new_account(pool)
+    who, other = await api_account(pool), await api_account(pool)
     group = await add_group(client, who, "g")
     theirs = await add_group(client, other, "theirs")
     taken = await add_contact(client, who, phone=phone(1))
@@ -478,32 +413,32 @@ async def test_patch_refusals_change_nothing(client: Client, pool: asyncpg.Pool)
         ({"first_name": "X", "group_ids": [str(uuid.uuid4())]}, 404, "NOT_FOUND"),
     ]
     for change, status, code in refusals:
-        got, body = await call(client, "PATCH", path, who, json=change)
+        got, body = await api_call(client, "PATCH", path, who, json=change)
         assert (got, body["error"]["code"]) == (status, code), change
         if status == 409:
             assert taken["id"] in body["error"]["message"]
     assert await snapshot(pool, who) == before
     # Its own number again is no conflict.
-    status, body = await call(client, "PATCH", path, who, json={"phone": phone(2)})
+    status, body = await api_call(client, "PATCH", path, who, json={"phone": phone(2)})
     assert (status, body["phone"]) == (200, phone(2))
 
 
 async def test_delete_removes_the_contact_from_its_groups(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     group = await add_group(client, who, "g")
     gone = await add_contact(client, who, phone=phone(1), group_ids=[group["id"]])
     stays = await add_contact(client, who, phone=phone(2), group_ids=[group["id"]])
-    status, body = await call(client, "DELETE", f"/v1/contacts/{gone['id']}", who)
+    status, body = await api_call(client, "DELETE", f"/v1/contacts/{gone['id']}", who)
     assert (status, body) == (204, None)
-    status, body = await call(client, "GET", f"/v1/contacts/{gone['id']}", who)
+    status, body = await api_call(client, "GET", f"/v1/contacts/{gone['id']}", who)
     assert status == 404
-    status, body = await call(client, "DELETE", f"/v1/contacts/{gone['id']}", who)
+    status, body = await api_call(client, "DELETE", f"/v1/contacts/{gone['id']}", who)
     assert status == 404
-    status, body = await call(client, "GET", f"/v1/groups/{group['id']}", who)
+    status, body = await api_call(client, "GET", f"/v1/groups/{group['id']}", who)
     assert body["members"] == 1
-    status, body = await call(client, "GET", f"/v1/groups/{group['id']}/contacts", who)
+    status, body = await api_call(client, "GET", f"/v1/groups/{group['id']}/contacts", who)
     assert [c["id"] for c in body["data"]] == [stays["id"]]
     # The number is free again.
     await add_contact(client, who, phone=phone(1))

@@ -11,63 +11,35 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
-from api.app import create_app
-from broker import accounts
 from broker.config import Settings
 from broker.store import sender_ids as store
 from cli.main import main as smsbroker_main
+from tests.harness import ApiAccount, Client, api_account, api_call, api_client
 
 SMSBROKER = str(Path(sys.executable).with_name("smsbroker"))
-
-Client = TestClient[web.Request, web.Application]
-
-
-@dataclass
-class Account:
-    id: uuid.UUID
-    headers: dict[str, str]
 
 
 @pytest.fixture(scope="module")
 async def client(settings: Settings) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(create_app(settings), host="127.0.0.1", port=0)) as c:
+    async with api_client(settings) as c:
         yield c
 
 
-async def new_account(pool: asyncpg.Pool) -> Account:
-    async with pool.acquire() as conn:
-        account_id = await accounts.create_account(
-            conn, f"sender-{uuid.uuid4().hex[:8]}", Decimal(10), "US"
-        )
-        key = await accounts.create_key(conn, account_id, rate_limit=100_000)
-    return Account(account_id, {"Authorization": f"Bearer {key.secret}"})
-
-
-async def call(client: Client, method: str, path: str, who: Account, **kw: Any) -> tuple[int, Any]:
-    async with client.request(method, path, headers=who.headers, **kw) as resp:
-        body = await resp.json() if resp.content_type == "application/json" else None
-        return resp.status, body
-
-
-async def register(client: Client, who: Account, sender_id: str, purpose: str = "alerts") -> Any:
-    status, body = await call(
+async def register(client: Client, who: ApiAccount, sender_id: str, purpose: str = "alerts") -> Any:
+    status, body = await api_call(
         client, "POST", "/v1/sender-ids", who, json={"sender_id": sender_id, "purpose": purpose}
     )
     assert status == 201, body
     return body
 
 
-async def stored(pool: asyncpg.Pool, who: Account) -> list[asyncpg.Record]:
+async def stored(pool: asyncpg.Pool, who: ApiAccount) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await pool.fetch(
         "SELECT sender_id, purpose, status, reason FROM sender_ids WHERE account_id = $1"
         " ORDER BY created_at",
@@ -100,7 +72,7 @@ async def run_operator(pg_dsn: str, *args: str) -> tuple[int, str, str]:
 
 
 async def test_register_answers_pending_and_stores_it(client: Client, pool: asyncpg.Pool) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     created = await register(client, who, "Acme Shop", "Order updates")
     assert set(created) == {
         "id",
@@ -120,13 +92,13 @@ async def test_register_answers_pending_and_stores_it(client: Client, pool: asyn
     ]
     assert not await store.is_approved(pool, who.id, "Acme Shop")
 
-    status, read = await call(client, "GET", f"/v1/sender-ids/{created['id']}", who)
+    status, read = await api_call(client, "GET", f"/v1/sender-ids/{created['id']}", who)
     assert (status, read) == (200, created)
 
     # A number, and a form-encoded request (as the seeds' clients post): same rules.
     number = await register(client, who, "+233201234567", "Replies")
     assert number["sender_id"] == "+233201234567"
-    status, form = await call(
+    status, form = await api_call(
         client,
         "POST",
         "/v1/sender-ids",
@@ -140,9 +112,9 @@ async def test_register_answers_pending_and_stores_it(client: Client, pool: asyn
 async def test_list_newest_first_with_status_filter_and_cursor(
     client: Client, pool: asyncpg.Pool, pg_dsn: str
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     created = [await register(client, who, f"Brand{i}") for i in range(5)]
-    status, page = await call(client, "GET", "/v1/sender-ids", who)
+    status, page = await api_call(client, "GET", "/v1/sender-ids", who)
     assert status == 200
     assert [s["id"] for s in page["data"]] == [c["id"] for c in reversed(created)]
     assert page["next_cursor"] is None
@@ -151,7 +123,7 @@ async def test_list_newest_first_with_status_filter_and_cursor(
     cursor: str | None = None
     while True:
         params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
-        status, page = await call(client, "GET", "/v1/sender-ids", who, params=params)
+        status, page = await api_call(client, "GET", "/v1/sender-ids", who, params=params)
         assert status == 200, page
         assert len(page["data"]) <= 2
         seen += [s["sender_id"] for s in page["data"]]
@@ -162,11 +134,13 @@ async def test_list_newest_first_with_status_filter_and_cursor(
 
     code, _, err = await run_operator(pg_dsn, "sender", "approve", created[1]["id"])
     assert code == 0, err
-    status, approved = await call(
+    status, approved = await api_call(
         client, "GET", "/v1/sender-ids", who, params={"status": "approved"}
     )
     assert [s["sender_id"] for s in approved["data"]] == ["Brand1"]
-    status, pending = await call(client, "GET", "/v1/sender-ids", who, params={"status": "pending"})
+    status, pending = await api_call(
+        client, "GET", "/v1/sender-ids", who, params={"status": "pending"}
+    )
     assert [s["sender_id"] for s in pending["data"]] == ["Brand4", "Brand3", "Brand2", "Brand0"]
 
     for params, code_name in (
@@ -175,16 +149,16 @@ async def test_list_newest_first_with_status_filter_and_cursor(
         ({"limit": "0"}, "INVALID_INPUT"),
         ({"limit": "201"}, "INVALID_INPUT"),
     ):
-        status, body = await call(client, "GET", "/v1/sender-ids", who, params=params)
+        status, body = await api_call(client, "GET", "/v1/sender-ids", who, params=params)
         assert (status, body["error"]["code"]) == (400, code_name), params
 
 
 async def test_same_sender_id_twice_is_409_and_changes_nothing(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     await register(client, who, "TWICE", "first")
-    status, body = await call(
+    status, body = await api_call(
         client, "POST", "/v1/sender-ids", who, json={"sender_id": "TWICE", "purpose": "second"}
     )
     assert status == 409, body
@@ -220,29 +194,29 @@ BAD_BODIES: list[tuple[Any, str]] = [
 async def test_bad_input_is_400_and_stores_nothing(
     client: Client, pool: asyncpg.Pool, body: Any, code: str
 ) -> None:
-    who = await new_account(pool)
-    status, answer = await call(client, "POST", "/v1/sender-ids", who, json=body)
+    who = await api_account(pool)
+    status, answer = await api_call(client, "POST", "/v1/sender-ids", who, json=body)
     assert status == 400, answer
     assert answer["error"]["code"] == code, answer
     assert await stored(pool, who) == []
 
 
 async def test_delete_withdraws_it(client: Client, pool: asyncpg.Pool, pg_dsn: str) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     created = await register(client, who, "GoAway")
     code, _, err = await run_operator(pg_dsn, "sender", "approve", created["id"])
     assert code == 0, err
     assert await store.is_approved(pool, who.id, "GoAway")
 
-    status, body = await call(client, "DELETE", f"/v1/sender-ids/{created['id']}", who)
+    status, body = await api_call(client, "DELETE", f"/v1/sender-ids/{created['id']}", who)
     assert (status, body) == (204, None)
     assert not await store.is_approved(pool, who.id, "GoAway")
     assert await stored(pool, who) == []
-    status, body = await call(client, "GET", f"/v1/sender-ids/{created['id']}", who)
+    status, body = await api_call(client, "GET", f"/v1/sender-ids/{created['id']}", who)
     assert (status, body["error"]["code"]) == (404, "NOT_FOUND")
-    status, _ = await call(client, "DELETE", f"/v1/sender-ids/{created['id']}", who)
+    status, _ = await api_call(client, "DELETE", f"/v1/sender-ids/{created['id']}", who)
     assert status == 404
-    status, _ = await call(client, "GET", "/v1/sender-ids/not-a-uuid", who)
+    status, _ = await api_call(client, "GET", "/v1/sender-ids/not-a-uuid", who)
     assert status == 404
     # Withdrawn, it can be registered again from scratch.
     again = await register(client, who, "GoAway")
@@ -250,14 +224,14 @@ async def test_delete_withdraws_it(client: Client, pool: asyncpg.Pool, pg_dsn: s
 
 
 async def test_another_account_sees_none_of_it(client: Client, pool: asyncpg.Pool) -> None:
-    alice, bob = await new_account(pool), await new_account(pool)
+    alice, bob = await api_account(pool), await api_account(pool)
     mine = await register(client, alice, "AliceCo")
     for method in ("GET", "DELETE"):
-        status, body = await call(client, method, f"/v1/sender-ids/{mine['id']}", bob)
+        status, body = await api_call(client, method, f"/v1/sender-ids/{mine['id']}", bob)
         assert (status, body["error"]["code"]) == (404, "NOT_FOUND"), method
-    status, page = await call(client, "GET", "/v1/sender-ids", bob)
+    status, page = await api_call(client, "GET", "/v1/sender-ids", bob)
     assert (status, page["data"]) == (200, [])
-    status, read = await call(client, "GET", f"/v1/sender-ids/{mine['id']}", alice)
+    status, read = await api_call(client, "GET", f"/v1/sender-ids/{mine['id']}", alice)
     assert (status, read) == (200, mine)
     # The same name is bob's own request, independent of alice's.
     theirs = await register(client, bob, "AliceCo")
@@ -267,7 +241,7 @@ async def test_another_account_sees_none_of_it(client: Client, pool: asyncpg.Poo
 async def test_operator_lists_approves_and_rejects(
     client: Client, pool: asyncpg.Pool, pg_dsn: str
 ) -> None:
-    who, other = await new_account(pool), await new_account(pool)
+    who, other = await api_account(pool), await api_account(pool)
     first = await register(client, who, "FirstCo", "receipts")
     second = await register(client, who, "SecondCo", "marketing")
     await register(client, other, "OtherCo")
@@ -289,7 +263,7 @@ async def test_operator_lists_approves_and_rejects(
     approved = json.loads(out)
     assert (approved["id"], approved["status"]) == (first["id"], "approved")
     assert approved["decided_at"] is not None
-    status, read = await call(client, "GET", f"/v1/sender-ids/{first['id']}", who)
+    status, read = await api_call(client, "GET", f"/v1/sender-ids/{first['id']}", who)
     assert (status, read["status"], read["reason"]) == (200, "approved", None)
     assert read["decided_at"] is not None
     assert await store.is_approved(pool, who.id, "FirstCo")
@@ -304,11 +278,11 @@ async def test_operator_lists_approves_and_rejects(
         pg_dsn, "sender", "reject", second["id"], "--reason", "brand not verified", "--json"
     )
     assert code == 0, err
-    status, read = await call(client, "GET", f"/v1/sender-ids/{second['id']}", who)
+    status, read = await api_call(client, "GET", f"/v1/sender-ids/{second['id']}", who)
     assert (read["status"], read["reason"]) == ("rejected", "brand not verified")
     assert read["decided_at"] is not None
     assert not await store.is_approved(pool, who.id, "SecondCo")
-    status, body = await call(
+    status, body = await api_call(
         client, "POST", "/v1/sender-ids", who, json={"sender_id": "FirstCo", "purpose": "again"}
     )
     assert (status, body["error"]["code"]) == (409, "SENDER_ID_EXISTS")
@@ -326,14 +300,14 @@ async def test_operator_lists_approves_and_rejects(
     code, _, err = await run_operator(pg_dsn, "sender", "reject", first["id"])
     assert code == 0, err
     assert not await store.is_approved(pool, who.id, "FirstCo")
-    status, read = await call(client, "GET", f"/v1/sender-ids/{first['id']}", who)
+    status, read = await api_call(client, "GET", f"/v1/sender-ids/{first['id']}", who)
     assert (read["status"], read["reason"]) == ("rejected", None)
 
 
 async def test_operator_errors_are_clear_and_change_nothing(
     client: Client, pool: asyncpg.Pool, pg_dsn: str
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     created = await register(client, who, "Waiting")
     unknown = str(uuid.uuid4())
     code, _, err = await run_operator(pg_dsn, "sender", "approve", unknown)
@@ -348,13 +322,13 @@ async def test_operator_errors_are_clear_and_change_nothing(
     assert code == 2 and "reason" in err
     code, _, _ = await run_operator(pg_dsn, "sender", "list", "--status", "maybe")
     assert code == 2
-    status, read = await call(client, "GET", f"/v1/sender-ids/{created['id']}", who)
+    status, read = await api_call(client, "GET", f"/v1/sender-ids/{created['id']}", who)
     assert (read["status"], read["decided_at"]) == ("pending", None)
 
 
 async def test_the_installed_command_approves(pool: asyncpg.Pool, pg_dsn: str) -> None:
     """Once as an operator runs it: the `smsbroker` executable in its own process."""
-    who = await new_account(pool)
+    who = await api_account(pool)
     row = await store.register(pool, who.id, "ExeCo", "tests")
     assert row is not None
     process = await asyncio.create_subprocess_exec(

@@ -7,22 +7,16 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
-from api.app import create_app
 from broker import accounts
 from broker.config import Settings
-from tests.harness import add_connector
-
-Client = TestClient[web.Request, web.Application]
+from tests.harness import ApiAccount, Client, add_connector, api_account, api_call, api_client
 
 #: A route of this module's own (a longer prefix than any default route of other modules).
 PREFIX = "1650253"
@@ -31,12 +25,6 @@ ROUTED = "+16502530001"
 #: A number no route of this module carries (another module may have a default route).
 UNROUTED = "+4741234567"
 FIELDS = {"id", "name", "body", "variables", "created_at", "updated_at"}
-
-
-@dataclass
-class Account:
-    id: uuid.UUID
-    headers: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -51,35 +39,19 @@ async def route(pool: asyncpg.Pool) -> str:
 
 @pytest.fixture(scope="module")
 async def client(settings: Settings, route: str) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(create_app(settings), host="127.0.0.1", port=0)) as c:
+    async with api_client(settings) as c:
         yield c
 
 
-async def new_account(pool: asyncpg.Pool) -> Account:
-    async with pool.acquire() as conn:
-        account_id = await accounts.create_account(
-            conn, f"tpl-{uuid.uuid4().hex[:8]}", Decimal(10), "US"
-        )
-        key = await accounts.create_key(conn, account_id, rate_limit=100_000)
-    return Account(account_id, {"Authorization": f"Bearer {key.secret}"})
-
-
-async def call(client: Client, method: str, path: str, who: Account, **kw: Any) -> tuple[int, Any]:
-    headers = {**who.headers, **kw.pop("headers", {})}
-    async with client.request(method, path, headers=headers, **kw) as resp:
-        body = await resp.json() if resp.content_type == "application/json" else None
-        return resp.status, body
-
-
-async def create(client: Client, who: Account, name: str, body: str) -> Any:
-    status, created = await call(
+async def create(client: Client, who: ApiAccount, name: str, body: str) -> Any:
+    status, created = await api_call(
         client, "POST", "/v1/templates", who, json={"name": name, "body": body}
     )
     assert status == 201, created
     return created
 
 
-async def stored(pool: asyncpg.Pool, who: Account) -> list[tuple[str, str]]:
+async def stored(pool: asyncpg.Pool, who: ApiAccount) -> list[tuple[str, str]]:
     rows = await pool.fetch(
         "SELECT name, body FROM templates WHERE account_id = $1 ORDER BY created_at, id", who.id
     )
@@ -87,7 +59,7 @@ async def stored(pool: asyncpg.Pool, who: Account) -> list[tuple[str, str]]:
 
 
 async def add_contact(
-    pool: asyncpg.Pool, who: Account, phone: str, first: str | None, **fields: str
+    pool: asyncpg.Pool, who: ApiAccount, phone: str, first: str | None, **fields: str
 ) -> None:
     await pool.execute(
         "INSERT INTO contacts (account_id, phone, first_name, fields)"
@@ -100,9 +72,9 @@ async def add_contact(
 
 
 async def preview(
-    client: Client, who: Account, template_id: str, to: str, **variables: Any
+    client: Client, who: ApiAccount, template_id: str, to: str, **variables: Any
 ) -> tuple[int, Any]:
-    return await call(
+    return await api_call(
         client,
         "POST",
         f"/v1/templates/{template_id}/preview",
@@ -121,7 +93,7 @@ def error(body: Any) -> tuple[str, str | None]:
 async def test_create_answers_the_template_with_its_variables(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     body = "Hi {{ first_name }}, order {{order}} ships {{day}}. {{first_name}}, reply STOP to end"
     created = await create(client, who, "  Order shipped  ", body)
     assert set(created) == FIELDS
@@ -132,16 +104,16 @@ async def test_create_answers_the_template_with_its_variables(
     assert created["created_at"] == created["updated_at"]
     assert await stored(pool, who) == [("Order shipped", body)]
 
-    status, read = await call(client, "GET", f"/v1/templates/{created['id']}", who)
+    status, read = await api_call(client, "GET", f"/v1/templates/{created['id']}", who)
     assert (status, read) == (200, created)
 
 
 async def test_a_name_the_account_has_answers_409_and_changes_nothing(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who, other = await new_account(pool), await new_account(pool)
+    who, other = await api_account(pool), await api_account(pool)
     await create(client, who, "Welcome", "Hello {{name}}")
-    status, body = await call(
+    status, body = await api_call(
         client, "POST", "/v1/templates", who, json={"name": " Welcome ", "body": "Other"}
     )
     assert status == 409 and error(body)[0] == "TEMPLATE_EXISTS"
@@ -172,22 +144,22 @@ async def test_a_name_the_account_has_answers_409_and_changes_nothing(
 async def test_invalid_template_is_refused_with_its_code_and_field(
     client: Client, pool: asyncpg.Pool, payload: dict[str, Any], code: str, field: str
 ) -> None:
-    who = await new_account(pool)
-    status, body = await call(client, "POST", "/v1/templates", who, json=payload)
+    who = await api_account(pool)
+    status, body = await api_call(client, "POST", "/v1/templates", who, json=payload)
     assert status == 400, body
     assert error(body) == (code, field)
     assert await stored(pool, who) == []
 
 
 async def test_longest_body_and_name_are_taken(client: Client, pool: asyncpg.Pool) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     created = await create(client, who, "n" * 100, "{{x}}" + "y" * 1595)
     assert len(created["body"]) == 1600 and created["variables"] == ["x"]
 
 
 async def test_not_json_is_refused(client: Client, pool: asyncpg.Pool) -> None:
-    who = await new_account(pool)
-    status, body = await call(
+    who = await api_account(pool)
+    status, body = await api_call(
         client,
         "POST",
         "/v1/templates",
@@ -205,7 +177,7 @@ async def test_not_json_is_refused(client: Client, pool: asyncpg.Pool) -> None:
 async def test_list_is_newest_first_in_pages_and_only_the_accounts(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who, other = await new_account(pool), await new_account(pool)
+    who, other = await api_account(pool), await api_account(pool)
     made = [(await create(client, who, f"t{i}", f"body {i}"))["id"] for i in range(5)]
     await create(client, other, "theirs", "not yours")
 
@@ -214,7 +186,7 @@ async def test_list_is_newest_first_in_pages_and_only_the_accounts(
     pages = 0
     while True:
         params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
-        status, page = await call(client, "GET", "/v1/templates", who, params=params)
+        status, page = await api_call(client, "GET", "/v1/templates", who, params=params)
         assert status == 200, page
         assert set(page) == {"data", "next_cursor"} and len(page["data"]) <= 2
         assert all(set(t) == FIELDS for t in page["data"])
@@ -226,9 +198,9 @@ async def test_list_is_newest_first_in_pages_and_only_the_accounts(
     assert seen == made[::-1]
     assert pages == 3
 
-    status, body = await call(client, "GET", "/v1/templates", who, params={"cursor": "nope"})
+    status, body = await api_call(client, "GET", "/v1/templates", who, params={"cursor": "nope"})
     assert status == 400 and error(body)[0] == "INVALID_CURSOR"
-    status, body = await call(client, "GET", "/v1/templates", who, params={"limit": "0"})
+    status, body = await api_call(client, "GET", "/v1/templates", who, params={"limit": "0"})
     assert status == 400
 
 
@@ -236,11 +208,11 @@ async def test_list_is_newest_first_in_pages_and_only_the_accounts(
 
 
 async def test_patch_changes_only_what_is_given(client: Client, pool: asyncpg.Pool) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     created = await create(client, who, "Reminder", "See you {{day}}")
     path = f"/v1/templates/{created['id']}"
 
-    status, changed = await call(
+    status, changed = await api_call(
         client, "PATCH", path, who, json={"body": "{{name}}, see you {{ day }} at {{time}}"}
     )
     assert status == 200, changed
@@ -251,19 +223,19 @@ async def test_patch_changes_only_what_is_given(client: Client, pool: asyncpg.Po
         created["updated_at"]
     )
 
-    status, renamed = await call(client, "PATCH", path, who, json={"name": " Visit "})
+    status, renamed = await api_call(client, "PATCH", path, who, json={"name": " Visit "})
     assert status == 200 and renamed["name"] == "Visit"
     assert renamed["body"] == changed["body"]
     # Its own name again is no conflict.
-    status, same = await call(client, "PATCH", path, who, json={"name": "Visit", "body": "Hi"})
+    status, same = await api_call(client, "PATCH", path, who, json={"name": "Visit", "body": "Hi"})
     assert status == 200 and (same["name"], same["body"], same["variables"]) == ("Visit", "Hi", [])
     assert await stored(pool, who) == [("Visit", "Hi")]
-    status, read = await call(client, "GET", path, who)
+    status, read = await api_call(client, "GET", path, who)
     assert read == same
 
 
 async def test_patch_refusals_change_nothing(client: Client, pool: asyncpg.Pool) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     first = await create(client, who, "First", "one {{a}}")
     await create(client, who, "Second", "two")
     path = f"/v1/templates/{first['id']}"
@@ -277,23 +249,23 @@ async def test_patch_refusals_change_nothing(client: Client, pool: asyncpg.Pool)
         ({}, 400, "EMPTY_UPDATE", None),
     ]
     for payload, status_wanted, code, field in refusals:
-        status, body = await call(client, "PATCH", path, who, json=payload)
+        status, body = await api_call(client, "PATCH", path, who, json=payload)
         assert status == status_wanted, (payload, body)
         assert error(body) == (code, field), payload
     assert await stored(pool, who) == [("First", "one {{a}}"), ("Second", "two")]
-    status, read = await call(client, "GET", path, who)
+    status, read = await api_call(client, "GET", path, who)
     assert read == first
 
 
 async def test_delete_removes_it_and_frees_its_name(client: Client, pool: asyncpg.Pool) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     created = await create(client, who, "Gone", "bye")
     path = f"/v1/templates/{created['id']}"
-    status, body = await call(client, "DELETE", path, who)
+    status, body = await api_call(client, "DELETE", path, who)
     assert (status, body) == (204, None)
     assert await stored(pool, who) == []
     for method in ("GET", "DELETE"):
-        status, body = await call(client, method, path, who)
+        status, body = await api_call(client, method, path, who)
         assert status == 404 and error(body)[0] == "NOT_FOUND"
     again = await create(client, who, "Gone", "back")
     assert again["id"] != created["id"]
@@ -305,7 +277,7 @@ async def test_delete_removes_it_and_frees_its_name(client: Client, pool: asyncp
 async def test_another_accounts_template_is_404_on_every_id_route(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    owner, stranger = await new_account(pool), await new_account(pool)
+    owner, stranger = await api_account(pool), await api_account(pool)
     mine = await create(client, owner, "Private", "Hi {{first_name}}")
     await create(client, stranger, "Theirs", "x")  # a template of its own changes nothing
     path = f"/v1/templates/{mine['id']}"
@@ -316,11 +288,11 @@ async def test_another_accounts_template_is_404_on_every_id_route(
         ("POST", f"{path}/preview", {"to": ROUTED, "variables": {"first_name": "x"}}),
     ]
     for method, target, payload in attempts:
-        status, body = await call(client, method, target, stranger, json=payload)
+        status, body = await api_call(client, method, target, stranger, json=payload)
         assert status == 404, (method, target, body)
         assert error(body)[0] == "NOT_FOUND"
     assert await stored(pool, owner) == [("Private", "Hi {{first_name}}")]
-    status, read = await call(client, "GET", path, owner)
+    status, read = await api_call(client, "GET", path, owner)
     assert (status, read) == (200, mine)
 
 
@@ -328,7 +300,7 @@ async def test_another_accounts_template_is_404_on_every_id_route(
 async def test_unknown_template_is_404_on_every_id_route(
     client: Client, pool: asyncpg.Pool, template_id: str
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     path = f"/v1/templates/{template_id}"
     for method, target, payload in [
         ("GET", path, None),
@@ -336,7 +308,7 @@ async def test_unknown_template_is_404_on_every_id_route(
         ("DELETE", path, None),
         ("POST", f"{path}/preview", {"to": ROUTED}),
     ]:
-        status, body = await call(client, method, target, who, json=payload)
+        status, body = await api_call(client, method, target, who, json=payload)
         assert status == 404 and error(body)[0] == "NOT_FOUND", (method, body)
 
 
@@ -346,7 +318,7 @@ async def test_unknown_template_is_404_on_every_id_route(
 async def test_preview_uses_the_contacts_own_values_first(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who, other = await new_account(pool), await new_account(pool)
+    who, other = await api_account(pool), await api_account(pool)
     contact, stranger = "+16502530101", "+16502530102"
     await add_contact(pool, who, contact, "Ann", order="A-17")
     # The same number as a contact of another account fills nothing here.
@@ -369,7 +341,7 @@ async def test_preview_uses_the_contacts_own_values_first(
 async def test_preview_counts_gsm7_and_ucs2_parts_and_prices_them(
     client: Client, pool: asyncpg.Pool
 ) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     template = await create(client, who, "Greeting", "{{greeting}} " + "x" * 80)
 
     status, gsm = await preview(client, who, template["id"], ROUTED, greeting="Hello")
@@ -389,7 +361,7 @@ async def test_preview_counts_gsm7_and_ucs2_parts_and_prices_them(
 
 
 async def test_preview_cost_is_null_without_a_route(client: Client, pool: asyncpg.Pool) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     template = await create(client, who, "Plain", "Hello there")
     status, shown = await preview(client, who, template["id"], UNROUTED)
     assert status == 200, shown
@@ -408,7 +380,7 @@ async def test_preview_cost_is_null_without_a_route(client: Client, pool: asyncp
 
 
 async def test_preview_sends_and_charges_nothing(client: Client, pool: asyncpg.Pool) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     template = await create(client, who, "Code", "Your code is {{code}}")
     status, shown = await preview(client, who, template["id"], ROUTED, code=1234)
     assert status == 200 and shown["text"] == "Your code is 1234"
@@ -418,7 +390,7 @@ async def test_preview_sends_and_charges_nothing(client: Client, pool: asyncpg.P
 
 
 async def test_preview_refusals(client: Client, pool: asyncpg.Pool) -> None:
-    who = await new_account(pool)
+    who = await api_account(pool)
     await add_contact(pool, who, "+16502530201", "Bo")
     template = await create(client, who, "Two", "{{first_name}}: {{code}} {{code}}")
     tid = template["id"]
@@ -436,9 +408,9 @@ async def test_preview_refusals(client: Client, pool: asyncpg.Pool) -> None:
 
     status, body = await preview(client, who, tid, "12", first_name="A", code="1")
     assert status == 400 and error(body) == ("INVALID_PHONE_NUMBER", "to")
-    status, body = await call(client, "POST", f"/v1/templates/{tid}/preview", who, json={})
+    status, body = await api_call(client, "POST", f"/v1/templates/{tid}/preview", who, json={})
     assert status == 400 and error(body) == ("MISSING_RECIPIENT", "to")
-    status, body = await call(
+    status, body = await api_call(
         client,
         "POST",
         f"/v1/templates/{tid}/preview",
