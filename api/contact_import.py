@@ -46,7 +46,7 @@ async def _body(request: web.Request) -> AsyncIterator[bytes]:
     "/v1/contacts/import",
     query=ContactImportQuery,
     raw_body="text/csv",
-    raw_example="phone,first_name,last_name,email,city\n+14155552671,Ada,Lovelace,ada@example.com,London\n",
+    raw_example="phone,first_name,last_name,email,city\n+14155552672,Ada,Lovelace,ada@example.com,London\n",
     response=ContactImportResult,
     errors=frozenset({404, 413}),
     summary="Import contacts from a CSV file",
