@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -71,6 +72,18 @@ class Stack(SimStack):
     async def post(self, who: Customer, path: str, payload: dict[str, Any]) -> tuple[int, Any]:
         async with self.http.post(f"{self.api}{path}", json=payload, headers=who.headers) as r:
             return r.status, await r.json()
+
+    async def made(self, batch: uuid.UUID, count: int) -> list[asyncpg.Record]:
+        """The batch's messages once ``count`` of them exist."""
+        deadline = time.monotonic() + 10
+        while True:
+            rows = await self.pool.fetch(
+                "SELECT status, cost FROM messages WHERE batch_id = $1", batch
+            )
+            if len(rows) >= count:
+                return rows
+            assert time.monotonic() < deadline, len(rows)
+            await asyncio.sleep(0.05)
 
     async def finals(self, batch_id: str, total: int, within: float = 60.0) -> dict[str, int]:
         """The batch's statuses once every message is final (and the expansion done)."""
@@ -189,22 +202,87 @@ async def _group_of(
 
 
 async def test_large_group_send_is_made_in_the_background(stack: Stack) -> None:
+    """12 members plus two numbers in `to` (one of them a member): 13 messages, each number
+    once, texts from each contact (the send's variables for the number that is none), the
+    member who opted out failed uncharged."""
     alice = await stack.customer(credits=100)
     gid, phones = await _group_of(stack, alice, 12, 100)
+    stranger = number(199)
+    await stack.pool.execute(
+        "INSERT INTO opt_outs (account_id, phone, source) VALUES ($1, $2, 'api')",
+        alice.account_id,
+        phones[5],
+    )
     tid = await stack.template(alice, "Hello {{first_name}} #{{n}}")
-    status, body = await stack.send(alice, {"group_ids": [str(gid)], "template_id": str(tid)})
+    status, body = await stack.send(
+        alice,
+        {
+            "to": [phones[0], stranger],
+            "group_ids": [str(gid)],
+            "template_id": str(tid),
+            "variables": {"first_name": "friend", "n": "0"},
+        },
+    )
     assert status == 202, body
-    assert body["messages"] == [] and body["recipients"] == 12
+    assert body["messages"] == [] and body["recipients"] == 13
     assert body["estimated_cost"] is None
-    counts = await stack.finals(body["batch_id"], 12)
-    assert counts == {"delivered": 12}
+    counts = await stack.finals(body["batch_id"], 13)
+    assert counts == {"delivered": 12, "failed": 1}
     status, batch = await stack.get(alice, f"/v1/batches/{body['batch_id']}")
     assert status == 200
-    assert batch["total"] == 12 and batch["expanded"] == 12 and batch["expanding"] is False
-    got = stack.texts_to(set(phones))
+    assert batch["total"] == 13 and batch["expanded"] == 13 and batch["expanding"] is False
+    assert batch["cost"] == 12
+    got = stack.texts_to({*phones, stranger})
+    expected = {p: [f"Hello N{i} #{i}"] for i, p in enumerate(phones) if i != 5}
     assert {p: [t for t, _ in parts] for p, parts in got.items()} == {
-        p: [f"Hello N{i} #{i}"] for i, p in enumerate(phones)
+        **expected,
+        stranger: ["Hello friend #0"],
     }
+    refused = await stack.pool.fetchrow(
+        "SELECT status, error_code, cost FROM messages WHERE batch_id = $1 AND to_number = $2",
+        uuid.UUID(body["batch_id"]),
+        phones[5],
+    )
+    assert tuple(refused) == ("failed", "OPTED_OUT", Decimal(0))
+
+
+async def test_a_member_without_a_value_fails_the_whole_send_up_front(stack: Stack) -> None:
+    alice = await stack.customer(credits=100)
+    gid, phones = await _group_of(stack, alice, 8, 400)
+    await stack.pool.execute(
+        "UPDATE contacts SET first_name = NULL WHERE account_id = $1 AND phone = ANY($2::text[])",
+        alice.account_id,
+        phones[2:4],
+    )
+    tid = await stack.template(alice, "Hello {{first_name}}")
+    status, body = await stack.send(alice, {"group_ids": [str(gid)], "template_id": str(tid)})
+    assert status == 400, body
+    assert body["error"]["code"] == "MISSING_VARIABLE"
+    assert "first_name" in body["error"]["message"] and "2 recipients" in body["error"]["message"]
+    assert (
+        await stack.pool.fetchval(
+            "SELECT count(*) FROM batches WHERE account_id = $1", alice.account_id
+        )
+        == 0
+    )
+
+
+async def test_a_scheduled_group_send_is_charged_now_and_sent_when_due(stack: Stack) -> None:
+    alice = await stack.customer(credits=100)
+    gid, phones = await _group_of(stack, alice, 7, 500)
+    when = datetime.now(UTC) + timedelta(seconds=3)
+    status, body = await stack.send(
+        alice, {"group_ids": [str(gid)], "body": "sale", "scheduled_at": when.isoformat()}
+    )
+    assert status == 202, body
+    batch = uuid.UUID(body["batch_id"])
+    made = await stack.made(batch, 7)
+    assert datetime.now(UTC) < when, "expanding took too long to test the schedule"
+    assert {(r["status"], r["cost"]) for r in made} == {("scheduled", Decimal(1))}
+    counts = await stack.finals(body["batch_id"], 7)
+    assert counts == {"delivered": 7}
+    sent = [r for r in list(stack.sim.submitted) if "+" + r.destination_addr in phones]
+    assert len(sent) == 7 and min(r.submitted_at for r in sent) >= when.timestamp() - 0.05
 
 
 async def test_group_send_stops_charging_when_credits_run_out(stack: Stack) -> None:
