@@ -48,7 +48,11 @@ ERRORS: dict[int, tuple[str, str, str]] = {
         "IDEMPOTENCY_KEY_REUSED",
         "this Idempotency-Key was used with a different request in the last 24 hours",
     ),
-    413: ("The request body is larger than 1 MiB", "PAYLOAD_TOO_LARGE", "Request Entity Too Large"),
+    413: (
+        "The request body is too large (1 MiB; a CSV import 50 MB)",
+        "PAYLOAD_TOO_LARGE",
+        "Request Entity Too Large",
+    ),
     415: (
         "The body is neither JSON nor form-urlencoded",
         "UNSUPPORTED_MEDIA_TYPE",
