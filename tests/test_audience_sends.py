@@ -124,31 +124,40 @@ async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
 
 
 async def test_template_send_gives_each_contact_its_own_text(stack: Stack) -> None:
+    """Two contacts, one template: two texts, one GSM 03.38 in one part and one UCS-2 in two,
+    each as the carrier received it, each priced by its own parts."""
     alice = await stack.customer(credits=50)
     a, b = number(1), number(2)
     await stack.contact(alice, a, first_name="Ann", fields={"plan": "gold"})
-    await stack.contact(alice, b, first_name="Bartholomew-Maximilian", fields={"plan": "свет"})
+    await stack.contact(
+        alice, b, first_name="Bartholomew", fields={"plan": "свет, тепло и вода навсегда"}
+    )
     tid = await stack.template(alice, "Hi {{first_name}}, your {{plan}} plan renews {{date}}.")
     status, body = await stack.send(
-        alice, {"to": [a, b], "template_id": str(tid), "variables": {"date": "1 May"}}
+        alice, {"to": [a, b], "template_id": str(tid), "variables": {"date": "on 1 May 2027"}}
     )
     assert status == 202, body
     by_to = {m["to"]: m for m in body["messages"]}
-    assert by_to[a]["encoding"] == "GSM7" and by_to[b]["encoding"] == "UCS2"
+    assert (by_to[a]["encoding"], by_to[a]["segments"]) == ("GSM7", 1)
+    assert (by_to[b]["encoding"], by_to[b]["segments"]) == ("UCS2", 2)
+    assert body["estimated_cost"] == 3
     await stack.finals(body["batch_id"], 2)
     got = stack.texts_to({a, b})
-    assert [t for t, _ in got[a]] == ["Hi Ann, your gold plan renews 1 May."]
-    assert "".join(t for t, _ in got[b]) == (
-        "Hi Bartholomew-Maximilian, your свет plan renews 1 May."
-    )
-    assert {dc for _, dc in got[b]} == {0x08} and len(got[b]) == by_to[b]["segments"] == 1
-    stored = dict(
-        await stack.pool.fetch(
-            "SELECT to_number, body FROM messages WHERE batch_id = $1",
+    texts = {
+        a: "Hi Ann, your gold plan renews on 1 May 2027.",
+        b: "Hi Bartholomew, your свет, тепло и вода навсегда plan renews on 1 May 2027.",
+    }
+    assert [t for t, _ in got[a]] == [texts[a]] and got[a][0][1] == 0x00
+    assert "".join(t for t, _ in got[b]) == texts[b]
+    assert [dc for _, dc in got[b]] == [0x08, 0x08]
+    stored = {
+        r["to_number"]: (r["body"], r["segments"], r["cost"])
+        for r in await stack.pool.fetch(
+            "SELECT to_number, body, segments, cost FROM messages WHERE batch_id = $1",
             uuid.UUID(body["batch_id"]),
         )
-    )
-    assert stored[a] == "Hi Ann, your gold plan renews 1 May."
+    }
+    assert stored == {a: (texts[a], 1, Decimal(1)), b: (texts[b], 2, Decimal(2))}
 
 
 async def test_a_missing_variable_is_a_400_naming_it(stack: Stack) -> None:
