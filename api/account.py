@@ -20,7 +20,7 @@ endpoints = Endpoints("account")
 async def get_balance(request: web.Request) -> Balance:
     who = caller(request)
     async with unavailable_as_error():
-        found = await accounts.balance(request.app[POOL], who.account_id)
+        found = await accounts.balance(request.config_dict[POOL], who.account_id)
     assert found is not None  # the key's account exists: it was joined at authentication
     balance, currency, status = found
     return Balance(balance=number(balance) or 0, currency=currency, status=status)
@@ -37,7 +37,7 @@ async def get_balance(request: web.Request) -> Balance:
 async def get_account(request: web.Request) -> Account:
     who = caller(request)
     async with unavailable_as_error():
-        found = await accounts_domain.get_account(request.app[POOL], who.account_id)
+        found = await accounts_domain.get_account(request.config_dict[POOL], who.account_id)
     return Account.of(found)
 
 
@@ -54,9 +54,9 @@ async def get_account(request: web.Request) -> Account:
 async def update_account(request: web.Request) -> Account:
     who = caller(request)
     changes = body_of(request, AccountUpdate).changes()
-    async with unavailable_as_error(), request.app[POOL].acquire() as conn:
+    async with unavailable_as_error(), request.config_dict[POOL].acquire() as conn:
         found = await accounts_domain.update_account(conn, who.account_id, **changes)
-    request.app[SEND_RULES].forget(who.account_id)
+    request.config_dict[SEND_RULES].forget(who.account_id)
     return Account.of(found)
 
 
@@ -74,5 +74,7 @@ async def update_account(request: web.Request) -> Account:
 async def rotate_webhook_secret(request: web.Request) -> WebhookSecretRotated:
     who = caller(request)
     async with unavailable_as_error():
-        found = await accounts_domain.rotate_callback_secret(request.app[POOL], who.account_id)
+        found = await accounts_domain.rotate_callback_secret(
+            request.config_dict[POOL], who.account_id
+        )
     return WebhookSecretRotated.of(found)

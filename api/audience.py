@@ -75,7 +75,7 @@ def draft_of(
 async def audience(request: web.Request, send: SendRequest) -> Audience:
     """The template and groups of the send, each the account's (404 if not), and its reach."""
     who = caller(request)
-    pool = request.app[POOL]
+    pool = request.config_dict[POOL]
     template: Template | None = None
     total = len(send.recipients)
     async with unavailable_as_error():
@@ -97,14 +97,14 @@ async def audience(request: web.Request, send: SendRequest) -> Audience:
             code="MISSING_RECIPIENT",
             field="group_ids",
         )
-    limit = request.app[SETTINGS].max_body_chars
+    limit = request.config_dict[SETTINGS].max_body_chars
     personal = Personalizer(send.body, template, send.variables, limit)
     return Audience(personal, list(send.group_ids), send.recipients, total)
 
 
 async def members(request: web.Request, reach: Audience) -> AsyncIterator[Member]:
     """Every recipient once: the send's own numbers, then the groups' members."""
-    pool = request.app[POOL]
+    pool = request.config_dict[POOL]
     async with unavailable_as_error():
         async for page in recipients(
             pool, caller(request).account_id, reach.group_ids, reach.numbers
@@ -118,7 +118,7 @@ async def resolve(request: web.Request, send: SendRequest) -> sending.Draft | Ba
     if send.template_id is None and not send.group_ids:
         return draft_of(send)
     reach = await audience(request, send)
-    if reach.group_ids and reach.total > request.app[SETTINGS].max_recipients:
+    if reach.group_ids and reach.total > request.config_dict[SETTINGS].max_recipients:
         return await background(request, send, reach)
     numbers: list[str] = []
     texts: dict[str, str] = {}
@@ -159,7 +159,7 @@ async def background(request: web.Request, send: SendRequest, reach: Audience) -
 async def check_variables(request: web.Request, reach: Audience, template: Template) -> None:
     """MissingVariable if a recipient would lack one: members in one query, numbers here."""
     who = caller(request)
-    pool = request.app[POOL]
+    pool = request.config_dict[POOL]
     needed = [v for v in template.variables if v not in reach.personal.variables]
     async with unavailable_as_error():
         gaps = await store.lacking(pool, who.account_id, reach.group_ids, needed)
@@ -175,7 +175,11 @@ async def check_variables(request: web.Request, reach: Audience, template: Templ
 
 async def start(request: web.Request, work: Background) -> None:
     """Store the batch and its expansion: durable once this returns."""
-    async with unavailable_as_error(), request.app[POOL].acquire() as conn, conn.transaction():
+    async with (
+        unavailable_as_error(),
+        request.config_dict[POOL].acquire() as conn,
+        conn.transaction(),
+    ):
         await store.start_expansion(
             conn,
             work.batch_id,

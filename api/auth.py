@@ -108,12 +108,12 @@ async def authenticate(request: web.Request, cache: KeyCache) -> Caller:
     answer = cache.get(digest, now)
     if answer is None:
         async with unavailable_as_error():
-            row = await key_store.owner_by_hash(request.app[POOL], digest)
+            row = await key_store.owner_by_hash(request.config_dict[POOL], digest)
         answer = _caller(row)
         cache.put(digest, now, answer)
     if isinstance(answer, tuple):
         raise ApiError(*answer)
-    note_use(request.app, answer.key_id)
+    note_use(request, answer.key_id)
     return answer
 
 

@@ -47,7 +47,7 @@ def caller(request: web.Request) -> Caller:
 
 def validation_context(request: web.Request) -> dict[str, Any]:
     """What request models need to know beyond the request: the caller's region, limits."""
-    settings = request.app[SETTINGS]
+    settings = request.config_dict[SETTINGS]
     found = request.get(CALLER)
     return {
         "region": found.region if found is not None else "US",

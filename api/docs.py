@@ -401,7 +401,7 @@ endpoints = Endpoints("docs")
 )
 async def docs_page(request: web.Request) -> web.Response:
     """The page is rendered once per app: its document does not change while it runs."""
-    page = request.app[_PAGE]
+    page = request.config_dict[_PAGE]
     if page.html is None:
         page.html = render_docs(document(request.app))
     return web.Response(text=page.html, content_type="text/html", charset="utf-8", headers=_HEADERS)

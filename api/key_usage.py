@@ -93,8 +93,8 @@ class KeyUsage:
 KEY_USAGE = web.AppKey("key_usage", KeyUsage)
 
 
-def note_use(app: web.Application, key_id: UUID) -> None:
-    """Note a key's use on the app's recorder, if it has one."""
-    usage = app.get(KEY_USAGE)
+def note_use(request: web.Request, key_id: UUID) -> None:
+    """Note a key's use on the app's recorder, if it has one (the app's, or its parent's)."""
+    usage = request.config_dict.get(KEY_USAGE)
     if usage is not None:
         usage.note(key_id)

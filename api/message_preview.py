@@ -40,9 +40,9 @@ async def preview_send(request: web.Request) -> SendPreview:
     send = body_of(request, SendRequest)
     await sending.checked_sender(request, send.channel, send.sender)
     reach = await audience.audience(request, send)
-    routes = request.app[ROUTES]
+    routes = request.config_dict[ROUTES]
     async with unavailable_as_error():
-        await routes.refresh(request.app[POOL])
+        await routes.refresh(request.config_dict[POOL])
     count = PartCounter()
     listed: list[PreviewMessage] = []
     recipients = segments = opted_out = no_route = 0

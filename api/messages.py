@@ -83,7 +83,7 @@ async def send_messages(request: web.Request) -> SendAccepted | web.Response:
             estimated_cost=number(prepared.estimated_cost) or 0,
             messages=prepared.messages,
         )
-    pool = request.app[POOL]
+    pool = request.config_dict[POOL]
     key = idempotency.check_key(request.headers.get(idempotency.HEADER))
     if key is not None:
         digest = idempotency.request_hash(send.model_dump(mode="json", by_alias=True))
@@ -114,7 +114,7 @@ async def get_message(request: web.Request) -> MessageDetail:
     who = caller(request)
     message_id = parse_uuid(request.match_info["id"], what="message")
     async with unavailable_as_error():
-        view = await messages_store.find(request.app[POOL], who.account_id, message_id)
+        view = await messages_store.find(request.config_dict[POOL], who.account_id, message_id)
     if view is None:
         raise NotFound(f"message {message_id} not found")
     resource = message_resource(view.message)
@@ -138,7 +138,7 @@ async def list_messages(request: web.Request) -> MessagePage:
     query = query_of(request, MessageQuery)
     async with unavailable_as_error():
         rows = await messages_store.page(
-            request.app[POOL],
+            request.config_dict[POOL],
             who.account_id,
             query.filters,
             after=query.position,
@@ -159,8 +159,8 @@ async def get_batch(request: web.Request) -> Batch:
     who = caller(request)
     batch_id = parse_uuid(request.match_info["id"], what="batch")
     async with unavailable_as_error():
-        summary = await messages_store.batch(request.app[POOL], who.account_id, batch_id)
-        progress = await audiences_store.progress(request.app[POOL], batch_id)
+        summary = await messages_store.batch(request.config_dict[POOL], who.account_id, batch_id)
+        progress = await audiences_store.progress(request.config_dict[POOL], batch_id)
     if summary is None:
         raise NotFound(f"batch {batch_id} not found")
     expanded, done = progress if progress is not None else (summary.total, True)

@@ -45,7 +45,7 @@ log = structlog.get_logger(__name__)
 async def send_otp(request: web.Request) -> OtpSent:
     who = caller(request)
     send = body_of(request, OtpSend)
-    pool = request.app[POOL]
+    pool = request.config_dict[POOL]
     code = otp.generate_code(send.length)
     text = otp.texts(send.message, code)
     expiry = timedelta(minutes=send.expiry_minutes)
@@ -116,7 +116,7 @@ async def verify_otp(request: web.Request) -> OtpVerified:
     check = body_of(request, OtpVerify)
     async with unavailable_as_error():
         verdict = await otp.verify(
-            request.app[POOL],
+            request.config_dict[POOL],
             who.account_id,
             otp.Code(check.code),
             otp_id=check.id,

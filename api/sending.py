@@ -152,7 +152,9 @@ async def checked_sender(
     who = caller(request)
     check_channel(channel, who)
     async with unavailable_as_error():
-        rules = await request.app[SEND_RULES].rules(request.app[POOL], who.account_id)
+        rules = await request.config_dict[SEND_RULES].rules(
+            request.config_dict[POOL], who.account_id
+        )
     return rules, _sender(rules, asked)
 
 
@@ -169,9 +171,9 @@ async def prepare(request: web.Request, draft: Draft) -> Prepared:
     """Every check that may refuse the send; raises the customer's error if one does."""
     who = caller(request)
     rules, sender = await checked_sender(request, draft.channel, draft.sender)
-    pool = request.app[POOL]
-    routes = request.app[ROUTES]
-    cache = request.app[SEND_RULES]
+    pool = request.config_dict[POOL]
+    routes = request.config_dict[ROUTES]
+    cache = request.config_dict[SEND_RULES]
     async with unavailable_as_error():
         await routes.refresh(pool)
         opted_out = await cache.opted_out(pool, who.account_id, rules, draft.recipients)
@@ -205,7 +207,7 @@ async def prepare(request: web.Request, draft: Draft) -> Prepared:
 
 async def publish(request: web.Request, prepared: Prepared) -> None:
     """Durable once this returns (RabbitMQ confirmed it): the workers own it from here."""
-    await request.app[INGEST].publish(prepared.request)
+    await request.config_dict[INGEST].publish(prepared.request)
     MESSAGES_ACCEPTED.inc(len(prepared.messages))
 
 
