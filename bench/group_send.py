@@ -4,7 +4,8 @@ group, and time the answer and the whole send until every message is final.
 It runs the shipped shape (smsc-sim, worker and api processes on a fresh database and queue
 prefix) and drives it only as a customer would: POST /v1/groups, POST /v1/contacts/import
 (the CSV streamed, never built in memory), POST /v1/templates, POST /v1/messages with
-`group_ids` and `template_id`, then GET /v1/batches/{id} until every message is final.
+`group_ids` and `template_id`, then GET /v1/batches/{id} until every message is final and
+its status webhook has reached the customer's endpoint.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from bench.database import SIM_CONNECTOR
 from bench.options import BenchOptions
 from bench.rabbit import delete_queues, queue_names
 from bench.readiness import BenchFailed
+from bench.receiver import WebhookReceiver
+from bench.run import register_webhook
 from bench.stack import ProcessStack
 from broker import db_admin
 from broker.config import Settings
@@ -44,6 +47,7 @@ class GroupSendResult:
     accept_ms: float = 0.0
     expanded_seconds: float = 0.0
     finish_seconds: float = 0.0
+    webhooks_seconds: float = 0.0
     messages_per_s: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -81,21 +85,27 @@ async def run_group_bench(
     name = database.fresh_name()
     prefix = f"bench-{uuid.uuid4().hex[:10]}"
     dsn = await db_admin.create_database(settings.database_url, name)
-    bench_settings = replace(settings, database_url=dsn, queue_prefix=prefix)
+    bench_settings = replace(
+        settings, database_url=dsn, queue_prefix=prefix, webhook_allow_private=True
+    )
     stack = ProcessStack(bench_settings, BenchOptions(receipt_delay=receipt_delay))
+    receiver = WebhookReceiver()
     try:
         port = await stack.start_carrier()
         tenant = await database.provision(dsn, port, Decimal(members * 2 + 1000))
         await stack.start_gateway()
+        await receiver.start()
+        await register_webhook(stack.api_urls[0], tenant.key, receiver.url)
         async with aiohttp.ClientSession(
             base_url=stack.api_urls[0],
             headers={"Authorization": f"Bearer {tenant.key}"},
             timeout=aiohttp.ClientTimeout(total=timeout),
         ) as http:
-            await _measure(http, members, result, progress, timeout)
+            await _measure(http, receiver, members, result, progress, timeout)
         result.problems += stack.failures()
     finally:
         await stack.stop()
+        await receiver.stop()
         with contextlib.suppress(OSError):
             await db_admin.drop_database(settings.database_url, name)
         names = queue_names(QueueNames(prefix), [SIM_CONNECTOR], settings.webhook_retry_delays)
@@ -114,6 +124,7 @@ async def _call(http: aiohttp.ClientSession, method: str, path: str, **kw: Any) 
 
 async def _measure(
     http: aiohttp.ClientSession,
+    receiver: WebhookReceiver,
     members: int,
     result: GroupSendResult,
     progress: Callable[[str], None],
@@ -155,16 +166,23 @@ async def _measure(
         if not batch["expanding"] and not result.expanded_seconds:
             result.expanded_seconds = round(now - started, 2)
         final = sum(n for s, n in batch["statuses"].items() if s in FINAL)
-        if final >= members:
+        if final >= members and not result.finish_seconds:
             result.finish_seconds = round(now - started, 2)
             result.statuses = batch["statuses"]
+        hooks = sum(1 for o in receiver.outcomes.values() if o.status in FINAL)
+        if hooks >= members:
+            result.webhooks_seconds = round(now - started, 2)
             break
         if now > deadline:
-            result.problems.append(f"only {final:,} of {members:,} final after {timeout:g} s")
+            result.problems.append(
+                f"{final:,} of {members:,} final, {hooks:,} webhooks after {timeout:g} s"
+            )
             result.statuses = batch["statuses"]
             return
-        progress(f"{batch['expanded']:,} made, {final:,} final")
-        await asyncio.sleep(2.0)
-    result.messages_per_s = round(members / result.finish_seconds)
+        progress(f"{batch['expanded']:,} made, {final:,} final, {hooks:,} webhooks")
+        await asyncio.sleep(1.0)
+    result.messages_per_s = round(members / result.webhooks_seconds)
     if result.statuses.get("delivered", 0) != members:
         result.problems.append(f"not every message was delivered: {result.statuses}")
+    if receiver.duplicates:
+        result.problems.append(f"{receiver.duplicates} duplicate webhooks")

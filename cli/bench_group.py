@@ -24,8 +24,9 @@ def register(subparsers: Any) -> None:
             "Start a gateway for the run (smsc-sim, worker and api processes, a fresh database "
             "and queue prefix), import N contacts into a group over POST /v1/contacts/import, "
             "send a template to the group with one POST /v1/messages, and poll "
-            "GET /v1/batches/{id} until every message is final. Prints the import rate, the "
-            "time the send took to be answered, to be made into messages, and to finish."
+            "GET /v1/batches/{id} until every message is final and its status webhook has "
+            "arrived. Prints the import rate, the time the send took to be answered, to be "
+            "made into messages, to be final, and to be reported by webhook."
         ),
     )
     p.add_argument("-n", "--members", type=int, default=100_000, help="default 100000")
@@ -46,8 +47,10 @@ def render(r: GroupSendResult) -> str:
         f"({r.import_rows_per_s:,.0f} rows/s): {r.imported}",
         f"send to the group answered in {r.accept_ms} ms",
         f"messages made (expanded) after {r.expanded_seconds} s",
-        f"every message final after {r.finish_seconds} s ({r.messages_per_s:,.0f} msg/s, "
-        f"carrier receipts {delay} s after submit): {r.statuses}",
+        f"every message final after {r.finish_seconds} s (carrier receipts {delay} s after "
+        f"submit): {r.statuses}",
+        f"every status webhook delivered after {r.webhooks_seconds} s "
+        f"({r.messages_per_s:,.0f} msg/s end to end)",
     ]
     lines += [f"PROBLEM: {p}" for p in r.problems]
     return "\n".join(lines)

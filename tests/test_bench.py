@@ -404,3 +404,22 @@ async def test_sigterm_stops_children_and_drops_the_database(pg_dsn: str, amqp_u
     assert b"interrupted" in stderr
     assert all(not Path(f"/proc/{pid}").exists() for pid in children)
     assert await _bench_databases(pg_dsn) == before
+
+
+def test_group_bench_imports_sends_and_reports(pg_dsn: str, amqp_url: str) -> None:
+    """`smsbroker bench-group` as operators run it: more members than a request may name, so
+    the send goes through the expand worker; every member delivered and reported once."""
+    env = {**os.environ, "DATABASE_URL": pg_dsn, "AMQP_URL": amqp_url}
+    args = ["bench-group", "-n", "1500", "--receipt-delay", "0", "--json"]
+    before = asyncio.run(_bench_databases(pg_dsn))
+    done = subprocess.run(
+        [SMSBROKER, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    doc = json.loads(done.stdout)
+    assert doc["problems"] == []
+    assert doc["imported"] == {"created": 1500, "updated": 0, "failed": 0}
+    assert doc["statuses"] == {"delivered": 1500}
+    assert doc["accept_ms"] > 0 and 0 < doc["expanded_seconds"] <= doc["finish_seconds"]
+    assert doc["finish_seconds"] <= doc["webhooks_seconds"]
+    assert asyncio.run(_bench_databases(pg_dsn)) == before
