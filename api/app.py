@@ -13,6 +13,7 @@ from api import (
     account,
     contact_import,
     contacts,
+    dialects,
     docs,
     groups,
     health,
@@ -28,7 +29,7 @@ from api import (
     templates,
     webhooks,
 )
-from api.auth import KeyCache, auth_middleware
+from api.auth import KEY_CACHE, KeyCache, auth_middleware
 from api.context import AMQP, INGEST, POOL, ROUTES, SEND_RULES, SETTINGS
 from api.contract import register
 from api.errors import error_body, error_response, http_error_response
@@ -78,7 +79,7 @@ def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Applicati
         middlewares=[
             metrics_middleware,
             error_middleware,
-            auth_middleware(limiter, KeyCache(settings.auth_cache_seconds)),
+            auth_middleware,
         ],
         client_max_size=1024 * 1024,
     )
@@ -86,6 +87,7 @@ def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Applicati
     app[ROUTES] = RouteTable()
     app[SEND_RULES] = SendRulesCache(settings.auth_cache_seconds)
     app[LIMITER] = limiter
+    app[KEY_CACHE] = KeyCache(settings.auth_cache_seconds)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         # Redis connects on first use, so a Redis down at startup only degrades the API.
@@ -127,6 +129,7 @@ def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Applicati
         webhooks,
     ):
         register(app, module.endpoints)
+    dialects.mount(app, settings)
     docs.register(app)
     openapi.install(app)
     return app

@@ -7,23 +7,26 @@ round trip to check the balance.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, datetime
 
 import asyncpg
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
+from aiohttp.typedefs import Handler
 
 from api.context import CALLER, POOL, Caller
 from api.errors import ApiError, error_response, http_error_response, rate_limited
 from api.key_usage import note_use
-from api.ratelimit import RateLimiter
+from api.ratelimit import LIMITER
+from broker import logins
 from broker.api_keys import KeyStatus, status_of
 from broker.db import unavailable_as_error
 from broker.errors import BrokerError
 from broker.keys import key_hash
 from broker.status import AccountStatus
 from broker.store import keys as key_store
+from broker.store import logins as login_store
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/"})
 
@@ -99,10 +102,13 @@ class KeyCache:
         self._entries[digest] = (now, answer)
 
 
-async def authenticate(request: web.Request, cache: KeyCache) -> Caller:
-    key = presented_key(request)
-    if key is None:
-        raise ApiError(401, "UNAUTHORIZED", "an API key is required (Authorization: Bearer KEY)")
+KEY_CACHE = web.AppKey("key_cache", KeyCache)
+
+
+async def caller_for_key(request: web.Request, key: str) -> Caller:
+    """The caller a key stands for; ApiError 401 (unknown) or 403 (revoked, expired,
+    suspended). Provider dialects present keys their own way and call this too."""
+    cache = request.config_dict[KEY_CACHE]
     digest = key_hash(key)
     now = time.monotonic()
     answer = cache.get(digest, now)
@@ -111,42 +117,76 @@ async def authenticate(request: web.Request, cache: KeyCache) -> Caller:
             row = await key_store.owner_by_hash(request.config_dict[POOL], digest)
         answer = _caller(row)
         cache.put(digest, now, answer)
+    return accepted(request, answer)
+
+
+async def caller_for_login(request: web.Request, username: str, password: str) -> Caller:
+    """The caller a login (username and password) stands for: its key's, refused as its key
+    would be; ApiError 401 for a wrong username or password. A right pair is remembered like
+    a key (by a digest of both), so scrypt runs once per ``AUTH_CACHE_SECONDS``, not per call."""
+    cache = request.config_dict[KEY_CACHE]
+    digest = hashlib.sha256(b"login\0" + username.encode() + b"\0" + password.encode()).digest()
+    now = time.monotonic()
+    answer = cache.get(digest, now)
+    if answer is None:
+        async with unavailable_as_error():
+            row = await login_store.owner_by_login(request.config_dict[POOL], username)
+        if row is None or not await logins.check_password(password, row["password_hash"]):
+            raise ApiError(401, "UNAUTHORIZED", "the username or password is wrong")
+        answer = _caller(row)
+        cache.put(digest, now, answer)
+    return accepted(request, answer)
+
+
+def accepted(request: web.Request, answer: Caller | Refusal) -> Caller:
+    """The caller, its use noted; or its refusal raised."""
     if isinstance(answer, tuple):
         raise ApiError(*answer)
     note_use(request, answer.key_id)
     return answer
 
 
-def auth_middleware(limiter: RateLimiter, cache: KeyCache) -> Middleware:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS or not request.path.startswith("/v1/"):
-            return await handler(request)
-        found = await authenticate(request, cache)
-        verdict = await limiter.check(found.key_id, found.rate_limit)
-        # Redis unreachable: the request goes on unchecked, and only the limit is known.
-        limit_headers = {"X-RateLimit-Limit": str(found.rate_limit)}
-        if verdict is not None:
-            limit_headers["X-RateLimit-Remaining"] = str(verdict.remaining)
-            limit_headers["X-RateLimit-Reset"] = str(verdict.reset)
-            if not verdict.allowed:
-                wait = verdict.retry_after
-                raise rate_limited(
-                    f"more than {found.rate_limit} requests a minute; retry in {wait}s",
-                    wait,
-                    limit_headers,
-                )
-        request[CALLER] = found
-        try:
-            response = await handler(request)
-        except BrokerError as exc:
-            response = error_response(exc)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            response = http_error_response(exc)
-        # On every answer to a known key, errors included, so a client can pace itself.
-        response.headers.update(limit_headers)
-        return response
+async def authenticate(request: web.Request) -> Caller:
+    key = presented_key(request)
+    if key is None:
+        raise ApiError(401, "UNAUTHORIZED", "an API key is required (Authorization: Bearer KEY)")
+    return await caller_for_key(request, key)
 
-    return middleware
+
+async def rate_limit_headers(request: web.Request, found: Caller) -> dict[str, str]:
+    """Count the request against the key's limit: the X-RateLimit-* headers of the answer;
+    ApiError 429 (with Retry-After and those headers) over the limit."""
+    verdict = await request.config_dict[LIMITER].check(found.key_id, found.rate_limit)
+    # Redis unreachable: the request goes on unchecked, and only the limit is known.
+    limit_headers = {"X-RateLimit-Limit": str(found.rate_limit)}
+    if verdict is not None:
+        limit_headers["X-RateLimit-Remaining"] = str(verdict.remaining)
+        limit_headers["X-RateLimit-Reset"] = str(verdict.reset)
+        if not verdict.allowed:
+            wait = verdict.retry_after
+            raise rate_limited(
+                f"more than {found.rate_limit} requests a minute; retry in {wait}s",
+                wait,
+                limit_headers,
+            )
+    return limit_headers
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in PUBLIC_PATHS or not request.path.startswith("/v1/"):
+        return await handler(request)
+    found = await authenticate(request)
+    limit_headers = await rate_limit_headers(request, found)
+    request[CALLER] = found
+    try:
+        response = await handler(request)
+    except BrokerError as exc:
+        response = error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = http_error_response(exc)
+    # On every answer to a known key, errors included, so a client can pace itself.
+    response.headers.update(limit_headers)
+    return response

@@ -64,25 +64,7 @@ endpoints = Endpoints("messages")
 async def send_messages(request: web.Request) -> SendAccepted | web.Response:
     who = caller(request)
     send = body_of(request, SendRequest)
-    resolved = await audience.resolve(request, send)
-    commit: Callable[[], Awaitable[None]]
-    if isinstance(resolved, audience.Background):
-        commit = partial(audience.start, request, resolved)
-        answer = SendAccepted(
-            batch_id=resolved.batch_id,
-            recipients=resolved.recipients,
-            estimated_cost=None,
-            messages=[],
-        )
-    else:
-        prepared = await sending.prepare(request, resolved)
-        commit = partial(sending.publish, request, prepared)
-        answer = SendAccepted(
-            batch_id=prepared.batch_id,
-            recipients=len(prepared.messages),
-            estimated_cost=number(prepared.estimated_cost) or 0,
-            messages=prepared.messages,
-        )
+    answer, commit = await prepare_send(request, send)
     pool = request.config_dict[POOL]
     key = idempotency.check_key(request.headers.get(idempotency.HEADER))
     if key is not None:
@@ -102,6 +84,38 @@ async def send_messages(request: web.Request) -> SendAccepted | web.Response:
         await idempotency.store(
             pool, who.account_id, key, 202, answer.model_dump(mode="json", by_alias=True)
         )
+    return answer
+
+
+async def prepare_send(
+    request: web.Request, send: SendRequest
+) -> tuple[SendAccepted, Callable[[], Awaitable[None]]]:
+    """Every check of a send (which raise the customer's errors), its answer, and what makes it
+    durable. POST /v1/messages puts its Idempotency-Key claim between the two; the provider
+    dialects send through here too."""
+    resolved = await audience.resolve(request, send)
+    if isinstance(resolved, audience.Background):
+        answer = SendAccepted(
+            batch_id=resolved.batch_id,
+            recipients=resolved.recipients,
+            estimated_cost=None,
+            messages=[],
+        )
+        return answer, partial(audience.start, request, resolved)
+    prepared = await sending.prepare(request, resolved)
+    answer = SendAccepted(
+        batch_id=prepared.batch_id,
+        recipients=len(prepared.messages),
+        estimated_cost=number(prepared.estimated_cost) or 0,
+        messages=prepared.messages,
+    )
+    return answer, partial(sending.publish, request, prepared)
+
+
+async def send_now(request: web.Request, send: SendRequest) -> SendAccepted:
+    """A send without an Idempotency-Key: checked, made durable, answered."""
+    answer, commit = await prepare_send(request, send)
+    await commit()
     return answer
 
 

@@ -10,6 +10,22 @@ from dataclasses import dataclass, field
 from broker.errors import InputError
 
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+#: The provider dialects the gateway speaks, each mounted at /compat/<name>.
+DIALECT_NAMES: tuple[str, ...] = ("vanuconnect", "smsapi", "vavasms", "vendel", "velstack")
+
+
+def _dialects(raw: str | None) -> tuple[str, ...]:
+    """DIALECTS: unset means all; empty means none; an unknown name is an error."""
+    if raw is None:
+        return DIALECT_NAMES
+    names = tuple(dict.fromkeys(n.strip().lower() for n in raw.split(",") if n.strip()))
+    unknown = [n for n in names if n not in DIALECT_NAMES]
+    if unknown:
+        raise InputError(
+            f"DIALECTS: unknown {', '.join(unknown)}; choose from {', '.join(DIALECT_NAMES)}",
+            field="DIALECTS",
+        )
+    return names
 
 
 def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -66,6 +82,8 @@ class Settings:
     api_port: int = 8080
     max_body_chars: int = 1600
     max_recipients: int = 1000
+    #: Provider dialects served under /compat/<name> (DIALECTS, comma-separated; default all).
+    dialects: tuple[str, ...] = DIALECT_NAMES
     #: Recipients a send to groups is made in at a time by the expand worker (one ingest
     #: message and one position update each).
     expand_page_size: int = 1000
@@ -108,6 +126,7 @@ class Settings:
             api_port=_int(env, "API_PORT", cls.api_port, 0, 65535),
             max_body_chars=_int(env, "MAX_BODY_CHARS", cls.max_body_chars, 1, 100_000),
             max_recipients=_int(env, "MAX_RECIPIENTS", cls.max_recipients, 1, 100_000),
+            dialects=_dialects(env.get("DIALECTS")),
             expand_page_size=_int(env, "EXPAND_PAGE_SIZE", cls.expand_page_size, 1, 10_000),
             log_format=log_format,
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, 1, 500),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from typing import Any
 
-from broker import accounts
+from broker import accounts, logins
 from broker.config import Settings
 from broker.errors import BrokerError, InputError
 from broker.migrate import migrate
@@ -46,6 +47,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--help-text", help="the reply to an inbound HELP, 1-918 chars ('' clears)")
     json_flag(p)
     p.set_defaults(func=cmd_account_update)
+    p = acc.add_parser(
+        "login",
+        help="give an account a username and password (read from stdin)",
+        description="For provider dialects that authenticate with a username and password"
+        " (smsapi v1, vavasms). The login stands for an API key of its own, made the first"
+        " time: revoke that key (smsbroker key revoke) to shut the login out. Run again to"
+        " change the password.",
+    )
+    p.add_argument("account", type=account_id)
+    p.add_argument("--username", required=True, help="3-64 letters, digits or . _ @ + -")
+    json_flag(p)
+    p.set_defaults(func=cmd_account_login)
     p = acc.add_parser("credit", help="add (or, negative, remove) credits")
     p.add_argument("account", type=account_id)
     p.add_argument("amount")
@@ -164,6 +177,19 @@ def cmd_account_update(args: argparse.Namespace) -> int:
 
     return with_db(
         args.json, lambda conn: accounts.update_account(conn, args.account, **changes), done
+    )
+
+
+def cmd_account_login(args: argparse.Namespace) -> int:
+    password = sys.stdin.readline().rstrip("\r\n")
+    return with_db(
+        args.json,
+        lambda conn: logins.set_login(conn, args.account, args.username, password),
+        lambda key_id: emit(
+            args.json,
+            {"account_id": args.account, "username": args.username, "key_id": key_id},
+            f"login {args.username} set (its API key: {key_id})",
+        ),
     )
 
 
