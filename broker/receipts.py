@@ -4,7 +4,8 @@ A receipt is looked for among the parts submitted through any connector of the s
 account (``connectors.scope``), since the bind a receipt comes back on need not be the one the
 part went out on.
 
-A part moves once, from sent to its final state; a message becomes delivered when every part
+A part moves once, from sent to its final state, by the first final receipt applied to it (a
+later, disagreeing one is only written in the history); a message becomes delivered when every part
 is, undelivered as soon as one part is not. A receipt whose part is not recorded yet (it beat
 its own submit_sm_resp into the database) is parked in pending_receipts and matched later.
 """
@@ -65,38 +66,56 @@ async def settle_unreceipted(
     return await store.settle_unreceipted(conn, older_than, limit)
 
 
-def latest_final(updates: list[ReceiptUpdate]) -> list[ReceiptUpdate]:
-    """One final receipt per part: the last one read wins; intermediate states are dropped."""
+def first_final(
+    updates: list[ReceiptUpdate],
+) -> tuple[list[ReceiptUpdate], list[ReceiptUpdate]]:
+    """One final receipt per part, the first one read (the one the carrier had acknowledged
+    first), and the later finals for the same parts; intermediate states are dropped."""
     chosen: dict[tuple[str, str], ReceiptUpdate] = {}
+    later: list[ReceiptUpdate] = []
     for u in updates:
-        if u.state in FINAL_STATES:
+        if u.state not in FINAL_STATES:
+            continue
+        if (u.scope, u.carrier_id) in chosen:
+            later.append(u)
+        else:
             chosen[(u.scope, u.carrier_id)] = u
-    return list(chosen.values())
+    return list(chosen.values()), later
 
 
 async def apply_receipts(
     conn: asyncpg.Connection, updates: list[ReceiptUpdate], *, park_unknown: bool = True
 ) -> list[asyncpg.Record]:
-    """Apply final receipts; return the rows of messages that reached a final state."""
-    updates = latest_final(updates)
+    """Apply final receipts; return the rows of messages that reached a final state.
+
+    A part takes the first final receipt applied to it; a later one changes nothing and, if it
+    disagrees, is written in the message's history.
+    """
+    updates, later = first_final(updates)
     if not updates:
         return []
-    scopes = [u.scope for u in updates]
-    carrier_ids = [u.carrier_id for u in updates]
     touched = await store.update_parts(
         conn,
-        scopes,
-        carrier_ids,
+        [u.scope for u in updates],
+        [u.carrier_id for u in updates],
         [u.part_status for u in updates],
         [u.error_code for u in updates],
     )
-    if park_unknown:
-        # Park whatever this UPDATE did not apply, without asking why: its part may not be
-        # recorded yet, or may have been committed a moment after the UPDATE's snapshot. The
-        # sweep applies it once the part is there, and drops it if the part is final already.
-        applied = {(r["scope"], r["carrier_id"]) for r in touched}
-        unknown = [u for u in updates if (u.scope, u.carrier_id) not in applied]
-        if unknown:
+    applied = {(r["scope"], r["carrier_id"]) for r in touched}
+    unapplied = [u for u in updates if (u.scope, u.carrier_id) not in applied] + later
+    if unapplied:
+        found = await store.note_late(
+            conn,
+            [u.scope for u in unapplied],
+            [u.carrier_id for u in unapplied],
+            [u.state for u in unapplied],
+            [u.part_status for u in unapplied],
+        )
+        # Park what found no part, without asking why: its part may not be recorded yet, or
+        # may have been committed a moment after these statements' snapshot. The sweep
+        # applies it once the part is there, and drops it if the part is final already.
+        unknown = [u for u in unapplied if (u.scope, u.carrier_id) not in found]
+        if park_unknown and unknown:
             await store.park(
                 conn,
                 [u.scope for u in unknown],

@@ -113,15 +113,20 @@ async def test_early_receipt_is_parked_then_matched(
     assert await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope) == 0
 
 
-async def test_receipt_not_applied_is_always_parked(
+async def test_receipt_not_applied_is_parked_unless_its_part_is_final(
     conn: asyncpg.Connection, connector: str, scope: str
 ) -> None:
-    """Whatever the UPDATE did not apply is kept for the sweep: nothing falls between."""
+    """What the UPDATE did not apply is kept for the sweep, unless its part is there and
+    final already: then it is history (see below). Nothing falls between."""
     mid = await sent_message(conn, connector, ["e1"])
     await apply_receipts(conn, [ReceiptUpdate(scope, "e1", "DELIVRD", None)])
     duplicate = ReceiptUpdate(scope, "e1", "UNDELIV", "001")
     assert await apply_receipts(conn, [duplicate]) == []
+    assert await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope) == 0
+    early = ReceiptUpdate(scope, "e2", "DELIVRD", None)
+    assert await apply_receipts(conn, [early]) == []
     assert await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope) == 1
+    await add_part(conn, mid, 2, connector, "e2")
     assert await match_pending(conn) == []
     assert await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope) == 0
     assert await status(conn, mid) == MessageStatus.DELIVERED
@@ -177,3 +182,34 @@ async def test_receipt_on_a_sibling_connector_of_the_same_carrier_account(
     assert await status(conn, mid) == MessageStatus.SENT
     [row] = await apply_receipts(conn, [ReceiptUpdate(scope, "h1", "DELIVRD", None)])
     assert row["id"] == mid and row["status"] == MessageStatus.DELIVERED
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "final"),
+    [
+        ("DELIVRD", "UNDELIV", MessageStatus.DELIVERED),
+        ("UNDELIV", "DELIVRD", MessageStatus.UNDELIVERED),
+    ],
+)
+async def test_the_first_final_receipt_stands_and_a_later_one_is_history(
+    conn: asyncpg.Connection, connector: str, scope: str, first: str, then: str, final: str
+) -> None:
+    """Two disagreeing final receipts for one part back to back (one batch), then the second
+    again later: the message keeps the first, the others are written in its history, nothing
+    is parked."""
+    mid = await sent_message(conn, connector, ["c1"])
+    [row] = await apply_receipts(
+        conn, [ReceiptUpdate(scope, "c1", first, None), ReceiptUpdate(scope, "c1", then, None)]
+    )
+    assert row["status"] == final
+    assert await apply_receipts(conn, [ReceiptUpdate(scope, "c1", then, None)]) == []
+    assert await apply_receipts(conn, [ReceiptUpdate(scope, "c1", first, None)]) == []
+    assert await status(conn, mid) == final
+    notes = await conn.fetch(
+        "SELECT detail FROM message_events WHERE message_id = $1 AND status = 'receipt_ignored'",
+        mid,
+    )
+    assert [n["detail"] for n in notes] == [
+        f"part 1: {then} after {final} (the first final receipt stands)"
+    ] * 2, "each disagreeing receipt noted, a repeat of the kept outcome not"
+    assert await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope) == 0

@@ -25,6 +25,26 @@ UPDATE message_parts p SET status = u.status, error_code = u.error, done_at = no
 RETURNING p.message_id, u.scope, u.carrier_id
 """
 
+#: Final receipts for parts that are final already: the part keeps its first outcome; one that
+#: disagrees with it is written in the message's history (a repeat of the same outcome is not).
+#: The (scope, carrier_id) of every receipt that found its part.
+NOTE_LATE = """
+WITH late AS (
+    SELECT p.message_id, p.seq, p.status AS kept, u.scope, u.carrier_id, u.state, u.status
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+           AS u(scope, carrier_id, state, status)
+      JOIN message_parts p ON p.scope = u.scope AND p.carrier_id = u.carrier_id
+     WHERE p.status <> 'sent'
+), noted AS (
+    INSERT INTO message_events (message_id, status, detail)
+    SELECT message_id, 'receipt_ignored',
+           'part ' || seq || ': ' || state || ' after ' || kept
+           || ' (the first final receipt stands)'
+      FROM late WHERE status <> kept
+)
+SELECT scope, carrier_id FROM late
+"""
+
 PARK = """
 INSERT INTO pending_receipts (scope, carrier_id, state, error)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
@@ -102,6 +122,19 @@ async def update_parts(
 ) -> list[asyncpg.Record]:
     """Apply final receipts to parts still sent: (message_id, scope, carrier_id) of each."""
     return list(await conn.fetch(UPDATE_PARTS, scopes, carrier_ids, statuses, errors))
+
+
+async def note_late(
+    conn: asyncpg.Connection,
+    scopes: Sequence[str],
+    carrier_ids: Sequence[str],
+    states: Sequence[str],
+    statuses: Sequence[PartStatus],
+) -> set[tuple[str, str]]:
+    """Receipts whose part already has its outcome: disagreeing ones into the history; the
+    (scope, carrier_id) of each that found its part."""
+    rows = await conn.fetch(NOTE_LATE, scopes, carrier_ids, states, statuses)
+    return {(r["scope"], r["carrier_id"]) for r in rows}
 
 
 async def park(
