@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+
 import pytest
 
+from broker.config import Settings
 from broker.queue_messages import (
     InboundEvent,
     NotDecodable,
@@ -12,10 +18,11 @@ from broker.queue_messages import (
     to_json,
     unpack_carrier_events,
 )
+from broker.queues import Amqp, QueueNames
 from broker.segmentation import build_udh
 from broker.smpp.constants import CommandId, MessageState, Tag
-from broker.smpp.pdu import Pdu, cstring_tlv, int_tlv
-from workers.forwarder import deliver_event
+from broker.smpp.pdu import Pdu, cstring_tlv, encode_pdu, int_tlv
+from workers.forwarder import DELIVER_UNDECODABLE, DeliverForwarder, deliver_event
 
 
 def deliver(body: dict[str, object], tlvs: dict[int, bytes] | None = None) -> Pdu:
@@ -143,3 +150,43 @@ def test_bad_carrier_events_are_set_aside_one_by_one() -> None:
     assert found.rejected[0].reason == "unknown version 2"
     with pytest.raises(NotDecodable, match="unknown version 3"):
         unpack_carrier_events(b'{"v": 3, "events": []}')
+
+
+@pytest.fixture
+async def amqp(settings: Settings) -> AsyncIterator[Amqp]:
+    client = Amqp(settings.amqp_url, QueueNames(f"tfw{uuid.uuid4().hex[:6]}"))
+    await client.connect()
+    await client.declare_topology(())
+    yield client
+    await client.close()
+
+
+async def test_an_unreadable_deliver_sm_is_accepted_and_set_aside_with_its_raw_pdu(
+    amqp: Amqp,
+) -> None:
+    """Before: the InputError of an unknown data_coding asked the carrier to resend, forever.
+    Now the deliver_sm is accepted (ESME_ROK) once its raw PDU is dead-lettered, and counted."""
+    forwarder = DeliverForwarder(amqp)
+    pdu = deliver(
+        {
+            "source_addr": "233205550368",
+            "destination_addr": "1234",
+            "data_coding": 0x05,
+            "short_message": b"\x01\x02\x03",
+        }
+    )
+    before = DELIVER_UNDECODABLE.labels("c9")._value.get()
+    await forwarder.on_deliver("c9", pdu)
+    assert DELIVER_UNDECODABLE.labels("c9")._value.get() == before + 1
+    channel = await amqp.connection.channel()
+    try:
+        queue = await channel.get_queue(amqp.names.dead, ensure=False)
+        async with asyncio.timeout(10):
+            while (message := await queue.get(fail=False)) is None:
+                await asyncio.sleep(0.05)
+        await message.ack()
+    finally:
+        await channel.close()
+    dead = json.loads(message.body)
+    assert dead["source"] == "deliver_sm" and "0x05" in dead["error"]
+    assert dead["item"] == {"connector": "c9", "pdu": encode_pdu(pdu).hex()}

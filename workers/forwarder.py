@@ -11,15 +11,17 @@ import uuid
 from datetime import UTC, datetime
 
 import structlog
+from prometheus_client import Counter
 
-from broker.errors import DependencyUnavailable
+from broker.errors import BrokerError, DependencyUnavailable
 from broker.packing import PackedPublisher
 from broker.queue_messages import InboundEvent, ReceiptEvent
 from broker.queues import Amqp
 from broker.segmentation import decode_short_message
 from broker.smpp.constants import ESM_UDHI, Tag
-from broker.smpp.pdu import Pdu, tlv_int
+from broker.smpp.pdu import Pdu, encode_pdu, tlv_int
 from broker.smpp.receipt import IdFormat, canonical_message_id, parse_receipt
+from workers.poison import dead_letter
 
 log = structlog.get_logger(__name__)
 
@@ -71,8 +73,20 @@ def deliver_event(
     )
 
 
+#: What reading a deliver_sm can raise when the PDU itself is at fault (a data_coding we do not
+#: know, a broken UDH, an address no event can carry): the same PDU fails the same way again.
+UNREADABLE: tuple[type[Exception], ...] = (BrokerError, ValueError, LookupError, UnicodeError)
+
+DELIVER_UNDECODABLE = Counter(
+    "smsbroker_deliver_sm_undecodable_total",
+    "deliver_sm that could not be read: accepted, and dead-lettered with the raw PDU",
+    ["connector"],
+)
+
+
 class DeliverForwarder:
     def __init__(self, amqp: Amqp, *, max_batch: int = 500, max_wait: float = 0.003) -> None:
+        self.amqp = amqp
         self.id_formats: dict[str, IdFormat] = {}
         self.scopes: dict[str, str] = {}
         self._packer = PackedPublisher(
@@ -80,15 +94,30 @@ class DeliverForwarder:
         )
 
     async def on_deliver(self, connector: str, pdu: Pdu) -> None:
-        """Return once the event is durable; raise (→ a temporary error to the SMSC) if not."""
-        event = deliver_event(
-            connector,
-            self.id_formats.get(connector, "as-is"),
-            pdu,
-            scope=self.scopes.get(connector),
-        )
+        """Return once the event is durable; raise (→ a temporary error to the SMSC) if not.
+
+        A deliver_sm that cannot be read is accepted once its raw PDU is in the dead-letter
+        queue: a temporary error would have the carrier resend it forever, and a permanent one
+        would lose it without a trace.
+        """
+        try:
+            event = deliver_event(
+                connector,
+                self.id_formats.get(connector, "as-is"),
+                pdu,
+                scope=self.scopes.get(connector),
+            )
+        except UNREADABLE as exc:
+            await self._set_aside(connector, pdu, exc)
+            return
         try:
             await self._packer.publish(event)
         except DependencyUnavailable:
             log.warning("deliver_sm not made durable; the SMSC will resend", connector=connector)
             raise
+
+    async def _set_aside(self, connector: str, pdu: Pdu, error: Exception) -> None:
+        reason = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+        item = {"connector": connector, "pdu": encode_pdu(pdu).hex()}
+        await dead_letter(self.amqp, "deliver_sm", item, f"unreadable deliver_sm: {reason}")
+        DELIVER_UNDECODABLE.labels(connector).inc()
