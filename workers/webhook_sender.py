@@ -3,7 +3,8 @@
 An AMQP message is acked only once every attempt it caused is written to webhook_attempts and
 every retry is confirmed on its retry queue; a crash in between redelivers the message, so a
 customer may see an event twice (same ``webhook-id``) but never loses one. Retries wait in
-``.webhook_retry(delay)`` queues whose TTL dead-letters them back into ``.webhooks``.
+``.webhook_retry(delay)`` queues whose TTL dead-letters them back into ``.webhooks``. An
+endpoint's ``format`` (broker.webhooks.formats) chooses the body it gets, on retries too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from broker.webhooks import attempts
 from broker.webhooks.attempts import AttemptRow
 from broker.webhooks.delivery import Delivery, Outcome, post
 from broker.webhooks.destinations import connector_options
+from broker.webhooks.formats import STANDARD
 from broker.webhooks.payloads import Parsed, PayloadError, Retry, parse_payload, retries_payload
 from broker.webhooks.policy import Verdict, judge, retry_tier
 from broker.webhooks.targets import AccountTargets, TargetCache
@@ -154,7 +156,11 @@ class WebhookSender:
         for event in parsed.events:
             account = targets[event.account_id]
             for endpoint in account.subscribed(event.type):
-                out.append(Delivery(event, endpoint.id, endpoint.url, endpoint.secret, 1))
+                out.append(
+                    Delivery(
+                        event, endpoint.id, endpoint.url, endpoint.secret, 1, format=endpoint.format
+                    )
+                )
             if event.callback_url is not None:
                 secrets = account.callback_secrets(now)
                 if not secrets:
@@ -173,6 +179,7 @@ class WebhookSender:
         self, retry: Retry, account: AccountTargets, now: datetime
     ) -> Delivery | None:
         previous: tuple[str, ...] = ()
+        format_name = STANDARD
         if retry.webhook_id is None:
             secrets = account.callback_secrets(now)
             secret = secrets[0] if secrets else None
@@ -182,6 +189,8 @@ class WebhookSender:
             endpoint = account.endpoint(retry.webhook_id)
             secret = None if endpoint is None else endpoint.secret
             url = retry.url if endpoint is None else endpoint.url
+            if endpoint is not None:
+                format_name = endpoint.format
         if secret is None:
             log.info(
                 "webhook retry dropped: endpoint or account deleted",
@@ -190,7 +199,9 @@ class WebhookSender:
                 event_id=retry.event.id,
             )
             return None
-        return Delivery(retry.event, retry.webhook_id, url, secret, retry.attempt, previous)
+        return Delivery(
+            retry.event, retry.webhook_id, url, secret, retry.attempt, previous, format_name
+        )
 
     async def _attempt(self, delivery: Delivery) -> Outcome:
         if self._session is None:

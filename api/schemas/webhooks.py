@@ -6,13 +6,16 @@ from datetime import datetime
 from typing import ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from api.schemas.common import Text, destination_url
-from broker.webhooks.endpoints import EndpointSpec
+from api.schemas.common import Text, destination_url, field_error
+from broker.errors import InputError
+from broker.webhooks.endpoints import EndpointSpec, events_for
 from broker.webhooks.events import EVENT_TYPES
 
 EventType = Literal["message.status", "message.inbound"]
+#: broker.webhooks.formats.FORMATS
+WebhookFormat = Literal["standard", "vavasms"]
 
 
 def _all_events() -> list[EventType]:
@@ -27,13 +30,23 @@ class WebhookCreate(BaseModel):
     )
 
     #: The codes customers know for pydantic's own errors on these fields (see api.contract).
-    error_codes: ClassVar[dict[str, str]] = {"url": "INVALID_URL", "events": "INVALID_EVENTS"}
+    error_codes: ClassVar[dict[str, str]] = {
+        "url": "INVALID_URL",
+        "events": "INVALID_EVENTS",
+        "format": "INVALID_FORMAT",
+    }
 
     url: Text = Field(max_length=2000, description="http(s) URL that receives signed events.")
     events: list[EventType] = Field(
         default_factory=_all_events,
         min_length=1,
-        description="Event types to receive (default: all).",
+        description="Event types to receive (default: all the format carries).",
+    )
+    format: WebhookFormat = Field(
+        "standard",
+        description="The body posted: `standard` (JSON events, Standard Webhooks signatures) or "
+        "`vavasms` (VavaSMS's inbound SMS notification: a form POST with `message_id`, `from`, "
+        "`content`, `sms_date`, same signature headers; `message.inbound` events only).",
     )
 
     @field_validator("url")
@@ -41,15 +54,33 @@ class WebhookCreate(BaseModel):
     def _url(cls, value: str, info: ValidationInfo) -> str:
         return destination_url(value, info)
 
+    @model_validator(mode="after")
+    def _events_of_format(self) -> WebhookCreate:
+        asked = self._asked_events()
+        try:
+            chosen = events_for(self.format, asked)
+        except InputError as exc:
+            raise field_error(type(self).__name__, "events", exc.code, exc.message) from None
+        self.events = [e for e in _all_events() if e in chosen]
+        return self
+
+    def _asked_events(self) -> tuple[str, ...] | None:
+        if "events" not in self.model_fields_set:
+            return None
+        return tuple(t for t in EVENT_TYPES if t in self.events)
+
     @property
     def spec(self) -> EndpointSpec:
-        return EndpointSpec(self.url, tuple(t for t in EVENT_TYPES if t in self.events))
+        return EndpointSpec(
+            self.url, tuple(t for t in EVENT_TYPES if t in self.events), self.format
+        )
 
 
 class Webhook(BaseModel):
     id: UUID
     url: str
     events: list[EventType]
+    format: WebhookFormat = "standard"
     created_at: datetime
 
 

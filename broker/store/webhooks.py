@@ -20,15 +20,16 @@ LOCK_CLASS = 0x5748  # "WH"
 LOCK_ACCOUNT = "SELECT pg_advisory_xact_lock($1, hashtext($2::text))"
 COUNT_ENDPOINTS = "SELECT count(*) FROM webhooks WHERE account_id = $1"
 INSERT_ENDPOINT = """
-INSERT INTO webhooks (account_id, url, events, secret) VALUES ($1, $2, $3, $4)
-RETURNING id, url, events, secret, created_at
+INSERT INTO webhooks (account_id, url, events, secret, format) VALUES ($1, $2, $3, $4, $5)
+RETURNING id, url, events, secret, created_at, format
 """
 LIST_ENDPOINTS = """
-SELECT id, url, events, secret, created_at FROM webhooks
+SELECT id, url, events, secret, created_at, format FROM webhooks
  WHERE account_id = $1 ORDER BY created_at, id
 """
 GET_ENDPOINT = """
-SELECT id, url, events, secret, created_at FROM webhooks WHERE account_id = $1 AND id = $2
+SELECT id, url, events, secret, created_at, format FROM webhooks
+ WHERE account_id = $1 AND id = $2
 """
 DELETE_ENDPOINT = "DELETE FROM webhooks WHERE account_id = $1 AND id = $2 RETURNING id"
 
@@ -36,7 +37,7 @@ DELETE_ENDPOINT = "DELETE FROM webhooks WHERE account_id = $1 AND id = $2 RETURN
 #: its endpoints (none: one row with NULL endpoint columns).
 TARGETS = """
 SELECT a.id AS account_id, a.webhook_secret, a.previous_webhook_secret,
-       a.webhook_secret_rotated_at, w.id AS webhook_id, w.url, w.events, w.secret
+       a.webhook_secret_rotated_at, w.id AS webhook_id, w.url, w.events, w.secret, w.format
   FROM accounts a
   LEFT JOIN webhooks w ON w.account_id = a.id
  WHERE a.id = ANY($1::uuid[])
@@ -74,11 +75,18 @@ class EndpointRow:
     events: tuple[str, ...]
     secret: str
     created_at: datetime
+    #: The body the endpoint receives: 'standard' or a dialect's (broker.webhooks.formats).
+    format: str = "standard"
 
 
 def _endpoint(row: asyncpg.Record) -> EndpointRow:
     return EndpointRow(
-        row["id"], row["url"], tuple(row["events"]), row["secret"], row["created_at"]
+        row["id"],
+        row["url"],
+        tuple(row["events"]),
+        row["secret"],
+        row["created_at"],
+        row["format"],
     )
 
 
@@ -93,9 +101,14 @@ async def count(db: Db, account_id: UUID) -> int:
 
 
 async def insert(
-    db: Db, account_id: UUID, url: str, events: Sequence[str], secret: str
+    db: Db,
+    account_id: UUID,
+    url: str,
+    events: Sequence[str],
+    secret: str,
+    format_name: str = "standard",
 ) -> EndpointRow:
-    row = await db.fetchrow(INSERT_ENDPOINT, account_id, url, list(events), secret)
+    row = await db.fetchrow(INSERT_ENDPOINT, account_id, url, list(events), secret, format_name)
     assert row is not None  # RETURNING of an INSERT that raised nothing
     return _endpoint(row)
 
@@ -125,6 +138,8 @@ class TargetRow:
     #: The callback secret before the last rotation, and when that rotation happened.
     previous_webhook_secret: str | None = None
     webhook_secret_rotated_at: datetime | None = None
+    #: The endpoint's body format (None on the row of an account without endpoints).
+    format: str = "standard"
 
 
 async def targets(db: Db, account_ids: Sequence[UUID]) -> list[TargetRow]:
@@ -139,6 +154,7 @@ async def targets(db: Db, account_ids: Sequence[UUID]) -> list[TargetRow]:
             r["secret"],
             r["previous_webhook_secret"],
             r["webhook_secret_rotated_at"],
+            r["format"] or "standard",
         )
         for r in rows
     ]

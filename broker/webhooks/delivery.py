@@ -10,6 +10,7 @@ from uuid import UUID
 import aiohttp
 
 from broker.webhooks.destinations import refused_destination
+from broker.webhooks.formats import JSON_TYPE, STANDARD, render
 from broker.webhooks.payloads import Event
 from broker.webhooks.signing import sign_all
 
@@ -28,6 +29,8 @@ class Delivery:
     attempt: int
     #: Secrets that sign beside ``secret`` (a rotated-out callback secret in its grace period).
     previous_secrets: tuple[str, ...] = ()
+    #: The endpoint's body format (broker.webhooks.formats); callback_url deliveries: standard.
+    format: str = STANDARD
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +40,11 @@ class Outcome:
     duration_ms: int
 
 
-def signed_headers(delivery: Delivery, body: bytes, timestamp: int) -> dict[str, str]:
+def signed_headers(
+    delivery: Delivery, body: bytes, timestamp: int, content_type: str = JSON_TYPE
+) -> dict[str, str]:
     return {
-        "content-type": "application/json",
+        "content-type": content_type,
         "user-agent": USER_AGENT,
         "webhook-id": delivery.event.id,
         "webhook-timestamp": str(timestamp),
@@ -74,8 +79,8 @@ async def post(
 ) -> Outcome:
     if not allow_private and (refusal := refused_destination(delivery.url)) is not None:
         return Outcome(None, refusal, 0)
-    body = delivery.event.body()
-    headers = signed_headers(delivery, body, int(wall_clock()))
+    body, content_type = render(delivery.event, delivery.format)
+    headers = signed_headers(delivery, body, int(wall_clock()), content_type)
     started = time.monotonic()
     status: int | None = None
     error: str | None = None

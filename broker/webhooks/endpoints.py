@@ -11,6 +11,7 @@ from yarl import URL
 
 from broker.errors import InputError
 from broker.webhooks.events import EVENT_TYPES
+from broker.webhooks.formats import FORMATS, STANDARD, carried_events
 
 MAX_URL_LENGTH = 2000
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -20,6 +21,8 @@ _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 class EndpointSpec:
     url: str
     events: tuple[str, ...]
+    #: The body the endpoint receives (broker.webhooks.formats).
+    format: str = STANDARD
 
 
 def _bad_url(message: str) -> InputError:
@@ -82,7 +85,42 @@ def parse_events(value: Any) -> tuple[str, ...]:
     return tuple(t for t in EVENT_TYPES if t in value)
 
 
+def parse_format(value: Any) -> str:
+    if value is None:
+        return STANDARD
+    if value not in FORMATS:
+        raise InputError(
+            f"unknown webhook format; known: {', '.join(FORMATS)}",
+            code="INVALID_FORMAT",
+            field="format",
+        )
+    return str(value)
+
+
+def events_for(format_name: str, events: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The events of an endpoint of this format: those asked (default: all the format
+    carries); InputError if the format cannot carry one of them."""
+    carried = carried_events(format_name)
+    if events is None:
+        return EVENT_TYPES if carried is None else tuple(t for t in EVENT_TYPES if t in carried)
+    refused = [] if carried is None else [t for t in events if t not in carried]
+    if refused:
+        raise InputError(
+            f"a {format_name} webhook carries only {', '.join(sorted(carried or ()))}, "
+            f"not {refused[0]}",
+            code="INVALID_EVENTS",
+            field="events",
+        )
+    return events
+
+
 def parse_endpoint(doc: Any) -> EndpointSpec:
     if not isinstance(doc, dict):
         raise InputError("the request body must be a JSON object", code="INVALID_JSON")
-    return EndpointSpec(url=parse_url(doc.get("url")), events=parse_events(doc.get("events")))
+    format_name = parse_format(doc.get("format"))
+    asked = None if doc.get("events") is None else parse_events(doc.get("events"))
+    return EndpointSpec(
+        url=parse_url(doc.get("url")),
+        events=events_for(format_name, asked),
+        format=format_name,
+    )

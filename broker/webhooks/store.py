@@ -30,7 +30,9 @@ async def create(pool: asyncpg.Pool, account_id: UUID, spec: EndpointSpec) -> We
                 f"an account can have at most {MAX_ENDPOINTS} webhooks; delete one first",
                 code="WEBHOOK_LIMIT",
             )
-        row = await webhooks_db.insert(conn, account_id, spec.url, spec.events, new_secret())
+        row = await webhooks_db.insert(
+            conn, account_id, spec.url, spec.events, new_secret(), spec.format
+        )
     return row
 
 

@@ -17,6 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from broker.store import webhooks as webhooks_db
+from broker.webhooks.formats import STANDARD, carries
 from broker.webhooks.signing import previous_secret_expiry
 
 DEFAULT_TTL = 2.0
@@ -29,6 +30,8 @@ class Endpoint:
     url: str
     events: frozenset[str]
     secret: str
+    #: What the endpoint's body looks like (broker.webhooks.formats).
+    format: str = STANDARD
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,9 @@ class AccountTargets:
         return (self.callback_secret,)
 
     def subscribed(self, event_type: str) -> list[Endpoint]:
-        return [e for e in self.endpoints if event_type in e.events]
+        return [
+            e for e in self.endpoints if event_type in e.events and carries(e.format, event_type)
+        ]
 
     def endpoint(self, webhook_id: UUID) -> Endpoint | None:
         return next((e for e in self.endpoints if e.id == webhook_id), None)
@@ -108,7 +113,9 @@ class TargetCache:
             )
             bucket = endpoints.setdefault(row.account_id, [])
             if row.webhook_id is not None and row.url is not None and row.secret is not None:
-                bucket.append(Endpoint(row.webhook_id, row.url, frozenset(row.events), row.secret))
+                bucket.append(
+                    Endpoint(row.webhook_id, row.url, frozenset(row.events), row.secret, row.format)
+                )
         return {a: AccountTargets(tuple(endpoints[a]), *secrets[a]) for a in secrets}
 
     def _prune(self, now: float) -> None:
