@@ -63,6 +63,8 @@ class TestSmsc:
         self.answer_enquire_link = True
         self.enquire_links = 0
         self.submit_statuses: list[int] = []  # consumed first; then message ids
+        #: Read everything, answer nothing (binds, submits, enquire_link): a carrier gone quiet.
+        self.silent = False
         self.on_submit: SubmitHook | None = None
         self.changed = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -119,6 +121,11 @@ class TestSmsc:
     async def _handle(self, conn: SmscConnection, pdu: Pdu) -> None:
         conn.received.append(pdu)
         cid = pdu.command_id
+        if self.silent:
+            if cid == CommandId.SUBMIT_SM:
+                self.submits.append((conn, pdu))
+            self._note()
+            return
         if cid in (CommandId.BIND_TRANSCEIVER, CommandId.BIND_TRANSMITTER, CommandId.BIND_RECEIVER):
             ok = pdu.body["system_id"] == self.system_id and pdu.body["password"] == self.password
             status = 0 if ok else Status.ESME_RINVPASWD
@@ -591,3 +598,40 @@ async def test_client_load_counts_waiters(smsc: TestSmsc) -> None:
     assert (await second).command_status == 0
     assert client.load == 0
     await client.close()
+
+
+async def test_a_silent_carrier_gets_at_most_one_window_more(smsc: TestSmsc) -> None:
+    """Before: each response timeout only freed its slot, so every timeout period another
+    full window went into the dead bind until enquire_link dropped it (dozens of duplicates).
+    Now the first unanswered submit makes the bind suspect: no more submits on it, an
+    enquire_link probe, and the bind dropped when that goes unanswered too."""
+    config = connector_config(smsc, window=10, response_timeout=0.3, enquire_link_interval=30.0)
+    connector = Connector(config, no_delivers)
+
+    async def submit_until_taken(i: int) -> None:
+        part = SubmitPart(
+            source_addr="Bank",
+            destination_addr=f"49151{i:07d}",
+            short_message=b"hi",
+            data_coding=0,
+        )
+        while True:  # as the submit worker does: an unavailable connector means try again
+            try:
+                outcome = await connector.submit(part, timeout=1.0)
+            except SubmitUnavailable:
+                await asyncio.sleep(0.05)
+                continue
+            assert outcome.command_status == 0
+            return
+
+    async with running(connector):
+        smsc.silent = True
+        sending = asyncio.gather(*(submit_until_taken(i) for i in range(40)))
+        await asyncio.sleep(3.0)  # ten response timeouts of silence
+        during = len(smsc.submits)
+        smsc.silent = False
+        await asyncio.wait_for(sending, 30)
+    assert during <= config.window, f"{during} submit_sm went into a silent bind"
+    destinations = [pdu.body["destination_addr"] for _, pdu in smsc.submits]
+    assert len(set(destinations)) == 40
+    assert len(destinations) - 40 <= config.window, "at most one window sent twice"

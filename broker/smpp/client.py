@@ -164,6 +164,11 @@ class SmppClient(asyncio.Protocol):
         self._keepalive: asyncio.TimerHandle | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._sweep_interval = min(1.0, max(0.005, config.response_timeout / 4))
+        #: A request went unanswered: nothing more is submitted here until a probe
+        #: (enquire_link) is answered; an unanswered probe drops the bind.
+        self._suspect = False
+        #: Called when the bind stops or starts taking submits (the connector re-picks).
+        self.on_change: Callable[[], None] = _nothing
 
     # --- public --------------------------------------------------------------------------
 
@@ -173,7 +178,11 @@ class SmppClient(asyncio.Protocol):
 
     @property
     def can_transmit(self) -> bool:
-        return self._session.can_transmit and not self._closing
+        return self._session.can_transmit and not self._closing and not self._suspect
+
+    @property
+    def suspect(self) -> bool:
+        return self._suspect
 
     @property
     def in_flight(self) -> int:
@@ -243,6 +252,8 @@ class SmppClient(asyncio.Protocol):
                     await self._writable.wait()
                 if self._closing:
                     raise SmppStateError("bind is closing")
+                if self._suspect and command_id != CommandId.ENQUIRE_LINK:
+                    raise SmppStateError("bind is suspect: a request went unanswered")
                 pdu = self._session.request(command_id, body, tlvs)
                 future = self._send(pdu, timeout or self.config.response_timeout)
                 try:
@@ -323,6 +334,30 @@ class SmppClient(asyncio.Protocol):
         if waiter.command_id == CommandId.ENQUIRE_LINK:
             self._log.warning("smpp.enquire_link_timeout", seq=seq)
             self.abort()
+        elif not self._suspect and not self._closing:
+            self._become_suspect(command)
+
+    def _become_suspect(self, command: str) -> None:
+        """A silent carrier must not get window after window of submits it may have taken:
+        stop submitting here and probe; the probe's answer clears the doubt, its silence
+        drops the bind (the connector reconnects)."""
+        self._suspect = True
+        self._log.warning("smpp.bind_suspect", unanswered=command)
+        self.on_change()
+        try:
+            request = self._session.request(CommandId.ENQUIRE_LINK)
+        except SmppStateError:
+            return  # not bound (any more): nothing to probe, nothing will be submitted
+        probe = self._send(request, self.config.response_timeout)
+        probe.add_done_callback(self._probed)
+
+    def _probed(self, probe: asyncio.Future[Pdu]) -> None:
+        if probe.cancelled() or probe.exception() is not None:
+            return  # the timeout aborted the bind already (see _on_timeout)
+        if self._suspect and not self._closing:
+            self._suspect = False
+            self._log.info("smpp.bind_answers_again")
+            self.on_change()
 
     def _on_abandoned(self, seq: int) -> None:
         """The caller gave up (cancelled): the request no longer holds the window."""
@@ -474,6 +509,10 @@ class SmppClient(asyncio.Protocol):
             # Also on a bug in the callback: the SMSC gets a temporary error and redelivers.
             if self._transport is not None and not self._transport.is_closing():
                 self._write(encode_pdu(self._session.answer(pdu, status)))
+
+
+def _nothing() -> None:
+    return None
 
 
 def _consume_exception(future: asyncio.Future[Pdu]) -> None:

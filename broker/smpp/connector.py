@@ -305,6 +305,7 @@ class Connector:
             delay = min(delay * 2, self.config.reconnect_max)
 
     async def _hold(self, client: SmppClient, mode: BindMode) -> None:
+        client.on_change = self._notify
         self._clients.append(client)
         if mode != "rx":
             self._transmitters.append(client)
