@@ -28,6 +28,7 @@ from api import (
     sender_ids,
     templates,
     webhooks,
+    whatsapp_webhooks,
 )
 from api.auth import KEY_CACHE, KeyCache, auth_middleware
 from api.context import AMQP, INGEST, POOL, ROUTES, SEND_RULES, SETTINGS
@@ -130,6 +131,7 @@ def create_app(settings: Settings, *, amqp: Amqp | None = None) -> web.Applicati
     ):
         register(app, module.endpoints)
     dialects.mount(app, settings)
+    whatsapp_webhooks.register(app)
     docs.register(app)
     openapi.install(app)
     return app

@@ -71,12 +71,16 @@ class Prepared:
         return self.request.batch_id
 
 
-def check_channel(channel: str, who: Caller) -> None:
+def check_channel(channel: str, who: Caller, routes: RouteTable | None = None) -> None:
+    """The key may use the channel, and (WhatsApp) the gateway has a route for it.
+
+    ``routes`` refreshed by the caller; None: the WhatsApp route is not looked for.
+    """
     if channel not in who.channels:
         raise ApiError(
             403, "CHANNEL_NOT_ALLOWED", f"this API key may not use the {channel} channel"
         )
-    if channel != "sms":
+    if channel != "sms" and (routes is None or not routes.has_channel(channel)):
         raise InputError(
             "no WhatsApp connector is configured on this gateway",
             code="CHANNEL_UNAVAILABLE",
@@ -109,13 +113,21 @@ class Priced:
     cost: Decimal | None
 
 
-def price(routes: RouteTable, to: str, text: str, count: PartCounter | None = None) -> Priced:
-    """Parts with the long-message mode of the connector ``to`` routes to, and their price."""
-    route = routes.match(to)
+def price(
+    routes: RouteTable,
+    to: str,
+    text: str,
+    count: PartCounter | None = None,
+    channel: str = "sms",
+) -> Priced:
+    """Parts with the long-message mode of the connector ``to`` routes to, and their price;
+    a WhatsApp message is one part whatever its length."""
+    route = routes.match(to, channel)
     seg = (count or PartCounter())(text, route.mode if route is not None else LongMode())
     encoding: EncodingName = "GSM7" if seg.encoding is Encoding.GSM7 else "UCS2"
-    cost = route.price * seg.segments if route is not None else None
-    return Priced(encoding, seg.segments, cost)
+    segments = seg.segments if channel == "sms" else 1
+    cost = route.price * segments if route is not None else None
+    return Priced(encoding, segments, cost)
 
 
 def plan(
@@ -128,7 +140,7 @@ def plan(
     messages: list[AcceptedMessage] = []
     estimate = Decimal(0)
     for to in draft.recipients:
-        priced = price(routes, to, draft.text_for(to), count)
+        priced = price(routes, to, draft.text_for(to), count, draft.channel)
         refused = to in opted_out
         if priced.cost is not None and not refused:
             estimate += priced.cost
@@ -150,7 +162,11 @@ async def checked_sender(
     """The channel is the key's and the sender one the account may use: the account's send
     rules, and the sender to send with."""
     who = caller(request)
-    check_channel(channel, who)
+    routes = request.config_dict[ROUTES]
+    if channel != "sms":
+        async with unavailable_as_error():
+            await routes.refresh(request.config_dict[POOL])
+    check_channel(channel, who, routes)
     async with unavailable_as_error():
         rules = await request.config_dict[SEND_RULES].rules(
             request.config_dict[POOL], who.account_id
@@ -201,6 +217,7 @@ async def prepare(request: web.Request, draft: Draft) -> Prepared:
         opted_out=[m.id for m in messages if m.to in opted_out],
         plain_body=draft.plain_body,
         bodies={m.id: draft.texts[m.to] for m in messages if m.to in draft.texts},
+        channel="whatsapp" if draft.channel == "whatsapp" else "sms",
     )
     return Prepared(ingest, messages, estimate)
 

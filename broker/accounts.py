@@ -262,13 +262,39 @@ async def add_connector(conn: asyncpg.Connection, values: dict[str, Any]) -> Non
         raise InputError(f"invalid connector setting: {exc.constraint_name}") from exc
 
 
-async def add_route(conn: asyncpg.Connection, prefix: str, connector: str, price: Decimal) -> int:
+async def add_whatsapp_connector(
+    conn: asyncpg.Connection, spec: connectors_db.WhatsAppSpec
+) -> None:
+    """A WhatsApp Business Cloud API number as a connector (routes of channel whatsapp)."""
+    try:
+        await connectors_db.insert_whatsapp(conn, spec)
+    except asyncpg.UniqueViolationError as exc:
+        raise Conflict(f"connector {spec.name!r} exists already") from exc
+    except asyncpg.CheckViolationError as exc:
+        raise InputError(f"invalid connector setting: {exc.constraint_name}") from exc
+
+
+#: The kind of connector each channel's routes must lead to.
+CHANNEL_KINDS = {"sms": "smpp", "whatsapp": "whatsapp"}
+
+
+async def add_route(
+    conn: asyncpg.Connection, prefix: str, connector: str, price: Decimal, channel: str = "sms"
+) -> int:
     prefix = prefix.lstrip("+")
     if not re.fullmatch(r"[0-9]{0,15}", prefix):
         raise InputError("prefix must be up to 15 digits (empty: default route)", field="prefix")
-    if not await connectors_db.exists(conn, connector):
+    if channel not in CHANNEL_KINDS:
+        raise InputError("channel must be sms or whatsapp", field="channel")
+    kind = await connectors_db.kind(conn, connector)
+    if kind is None:
         raise NotFound(f"connector {connector!r} not found")
-    return await connectors_db.put_route(conn, prefix, connector, price)
+    if kind != CHANNEL_KINDS[channel]:
+        raise InputError(
+            f"connector {connector!r} is a {kind} connector: it cannot carry the {channel} channel",
+            field="channel",
+        )
+    return await connectors_db.put_route(conn, prefix, connector, price, channel)
 
 
 async def add_number(conn: asyncpg.Connection, account_id: UUID, number: str, keyword: str) -> None:

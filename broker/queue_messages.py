@@ -82,6 +82,9 @@ class IngestRequest(QueueMessage):
     #: Recipients (message ids) that fail at once, uncharged, with the code why (a template
     #: variable their contact lost between acceptance and expansion: MISSING_VARIABLE).
     refused: dict[UUID, str] = {}
+    #: The channel's routes carry it: 'sms' (carriers, priced per part) or 'whatsapp' (the
+    #: WhatsApp Cloud API, priced per message).
+    channel: Literal["sms", "whatsapp"] = "sms"
 
 
 class IngestBatch(QueueMessage):

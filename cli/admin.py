@@ -12,6 +12,7 @@ from broker.config import Settings
 from broker.errors import BrokerError, InputError
 from broker.migrate import migrate
 from broker.store.accounts import AccountRow
+from broker.store.connectors import WhatsAppSpec
 from cli.common import EXIT_OK, account_id, emit, fail, json_flag, with_db
 
 
@@ -68,12 +69,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     conn = sub.add_parser("connector", help="SMPP connectors").add_subparsers(
         dest="action", required=True
     )
-    p = conn.add_parser("add", help="add an SMPP connector to a carrier")
+    p = conn.add_parser(
+        "add",
+        help="add an SMPP connector to a carrier, or a WhatsApp Cloud API number",
+        description="--kind smpp (default) needs --host, --port, --system-id, --password;"
+        " --kind whatsapp needs --url (the API base up to its version, e.g."
+        " https://graph.facebook.com/v21.0), --phone-number-id, --token, --app-secret and"
+        " --verify-token. Its status and inbound webhooks are POSTed by Meta to"
+        " /webhooks/whatsapp/NAME on the API.",
+    )
     p.add_argument("name")
-    p.add_argument("--host", required=True)
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--system-id", required=True)
-    p.add_argument("--password", required=True)
+    p.add_argument("--kind", choices=("smpp", "whatsapp"), default="smpp")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--system-id")
+    p.add_argument("--password")
+    p.add_argument("--url", help="whatsapp: the Cloud API base URL, up to the version")
+    p.add_argument("--phone-number-id", help="whatsapp: the sending number's id")
+    p.add_argument("--token", help="whatsapp: the access token (Bearer)")
+    p.add_argument("--app-secret", help="whatsapp: the app secret that signs webhooks")
+    p.add_argument("--verify-token", help="whatsapp: what Meta's webhook verification presents")
     p.add_argument("--system-type", default="")
     p.add_argument("--binds", type=int, default=1)
     p.add_argument("--window", type=int, default=10, help="submit_sm in flight per bind")
@@ -92,6 +107,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--prefix", required=True, help="digits of the E.164 number; '' for default")
     p.add_argument("--connector", required=True)
     p.add_argument("--price", default="1", help="credits per segment (default 1)")
+    p.add_argument(
+        "--channel",
+        choices=("sms", "whatsapp"),
+        default="sms",
+        help="the channel routed (whatsapp: to a whatsapp connector, priced per message)",
+    )
     json_flag(p)
     p.set_defaults(func=cmd_route_add)
 
@@ -207,7 +228,25 @@ def cmd_account_credit(args: argparse.Namespace) -> int:
     )
 
 
+SMPP_REQUIRED = ("host", "port", "system_id", "password")
+WHATSAPP_REQUIRED = ("url", "phone_number_id", "token", "app_secret", "verify_token")
+
+
 def cmd_connector_add(args: argparse.Namespace) -> int:
+    needed = SMPP_REQUIRED if args.kind == "smpp" else WHATSAPP_REQUIRED
+    missing = [f"--{n.replace('_', '-')}" for n in needed if getattr(args, n) is None]
+    if missing:
+        return fail(InputError(f"a {args.kind} connector needs {', '.join(missing)}"), args.json)
+    if args.kind == "whatsapp":
+        spec = WhatsAppSpec(
+            args.name, args.url, args.phone_number_id, args.token, args.app_secret,
+            args.verify_token,
+        )  # fmt: skip
+        return with_db(
+            args.json,
+            lambda conn: accounts.add_whatsapp_connector(conn, spec),
+            lambda _: emit(args.json, {"name": args.name}, f"connector {args.name} added"),
+        )
     values = {
         "name": args.name,
         "host": args.host,
@@ -237,11 +276,19 @@ def cmd_route_add(args: argparse.Namespace) -> int:
         return fail(exc, args.json)
     return with_db(
         args.json,
-        lambda conn: accounts.add_route(conn, args.prefix, args.connector, price),
+        lambda conn: accounts.add_route(conn, args.prefix, args.connector, price, args.channel),
         lambda route_id: emit(
             args.json,
-            {"id": route_id, "prefix": args.prefix, "connector": args.connector, "price": price},
-            f"route {args.prefix or '(default)'} -> {args.connector} at {price}/segment",
+            {
+                "id": route_id,
+                "prefix": args.prefix,
+                "connector": args.connector,
+                "price": price,
+                "channel": args.channel,
+            },
+            ("whatsapp " if args.channel == "whatsapp" else "")
+            + f"route {args.prefix or '(default)'} -> {args.connector} at {price}"
+            + ("/message" if args.channel == "whatsapp" else "/segment"),
         ),
     )
 

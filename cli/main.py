@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.serve",
     "cli.segment",
     "cli.smsc_sim",
+    "cli.whatsapp_sim",
     "cli.bench",
     "cli.bench_search",
     "cli.bench_group",

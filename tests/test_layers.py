@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("broker", "api", "workers", "cli", "bench", "smsc_sim")
+PACKAGES = ("broker", "api", "workers", "cli", "bench", "smsc_sim", "whatsapp_sim")
 
 #: What each layer may import besides itself. The core stands alone; api and workers sit on
 #: it and never on each other; the tools and the composition root (cli) sit on top.
@@ -15,8 +15,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "api": frozenset({"broker"}),
     "workers": frozenset({"broker"}),
     "smsc_sim": frozenset({"broker"}),
+    "whatsapp_sim": frozenset({"broker"}),
     "bench": frozenset({"broker", "api", "workers", "smsc_sim"}),
-    "cli": frozenset({"broker", "api", "workers", "smsc_sim", "bench"}),
+    "cli": frozenset({"broker", "api", "workers", "smsc_sim", "whatsapp_sim", "bench"}),
 }
 
 

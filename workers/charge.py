@@ -84,6 +84,8 @@ class NewMessage:
     price: Decimal = Decimal(0)
     #: Why the message fails at once (no route, a text that cannot be stored or sent).
     error: tuple[str, str] | None = None
+    #: 'sms', or 'whatsapp': routed by that channel's routes, one part whatever its length.
+    channel: str = "sms"
 
     @property
     def cost(self) -> Decimal:
@@ -122,6 +124,7 @@ def expand(request: IngestRequest) -> list[NewMessage]:
             scheduled_at=request.scheduled_at,
             expires_at=request.expires_at,
             plain_body=request.plain_body,
+            channel=request.channel,
         )
         for mid, to in request.recipients
     ]
@@ -201,7 +204,7 @@ class ChargeWorker:
             problem = unstorable(m.body, m.sender, m.client_ref, m.callback_url)
             if m.error is None and problem is not None:
                 m.fail(INVALID_MESSAGE, problem)
-            route = self.routes.match(m.to) if m.error is None else None
+            route = self.routes.match(m.to, m.channel) if m.error is None else None
             try:
                 seg = count(m.body, route.mode if route is not None else LongMode())
             except (InputError, UnicodeError) as exc:
@@ -209,6 +212,8 @@ class ChargeWorker:
                 m.segments = 1
                 continue
             m.encoding, m.segments = seg.encoding.value, seg.segments
+            if m.channel != "sms":
+                m.segments = 1  # a WhatsApp message is billed per message, not per part
             if route is not None:
                 m.connector, m.price = route.connector, route.price
             elif m.error is None:

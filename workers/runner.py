@@ -22,10 +22,11 @@ from workers.forwarder import DeliverForwarder
 from workers.scheduler import Scheduler
 from workers.submit import SubmitWorker
 from workers.webhook_sender import WebhookSender
+from workers.whatsapp_sender import WhatsAppSender
 
 log = structlog.get_logger(__name__)
 
-ROLES = ("charge", "scheduler", "expand", "submit", "events", "webhooks")
+ROLES = ("charge", "scheduler", "expand", "submit", "whatsapp", "events", "webhooks")
 
 
 class Role(Protocol):
@@ -68,6 +69,8 @@ class WorkerSet:
                 DeliverForwarder(self.amqp),
                 validity=self.settings.message_validity,
             )
+        if role == "whatsapp":
+            return WhatsAppSender(pool, self.amqp, validity=self.settings.message_validity)
         if role == "events":
             return EventsWorker(
                 pool, self.amqp, receipt_wait=timedelta(seconds=self.settings.receipt_wait)

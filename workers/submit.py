@@ -144,7 +144,8 @@ class SubmitWorker:
                 log.warning("connector refresh failed", error=repr(exc), failures=failures)
 
     async def refresh_connectors(self) -> None:
-        """Bind connectors added since the last look and consume their submit queues.
+        """Bind SMPP connectors added since the last look and consume their submit queues
+        (a WhatsApp connector's queue is the whatsapp role's: workers.whatsapp_sender).
 
         A connector counts as started only once its queue is consumed; if that fails it is
         unbound again, so the next refresh tries it afresh.

@@ -149,15 +149,16 @@ SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[]) ON CONFLICT (id) DO NOTH
 INSERT_MESSAGES = """
 INSERT INTO messages (id, account_id, batch_id, to_number, sender, body, encoding, segments,
                       status, connector, price, cost, client_ref, callback_url, error_code,
-                      error_text, created_at, scheduled_at, expires_at, updated_at, done_at)
+                      error_text, created_at, scheduled_at, expires_at, channel, updated_at,
+                      done_at)
 SELECT u.*, u.created_at, CASE WHEN u.status = 'failed' THEN now() END
   FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
               $8::int[], $9::text[], $10::text[], $11::numeric[], $12::numeric[], $13::text[],
               $14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[],
-              $19::timestamptz[])
+              $19::timestamptz[], $20::text[])
        AS u(id, account_id, batch_id, to_number, sender, body, encoding, segments, status,
             connector, price, cost, client_ref, callback_url, error_code, error_text, created_at,
-            scheduled_at, expires_at)
+            scheduled_at, expires_at, channel)
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
@@ -202,6 +203,7 @@ class NewMessage(Protocol):
     accepted_at: datetime
     scheduled_at: datetime | None
     expires_at: datetime | None
+    channel: str
 
     @property
     def status(self) -> MessageStatus: ...
@@ -246,6 +248,7 @@ async def insert_new(conn: asyncpg.Connection, messages: Sequence[NewMessage]) -
         [m.accepted_at for m in messages],
         [m.scheduled_at for m in messages],
         [m.expires_at for m in messages],
+        [m.channel for m in messages],
     )
     return {r["id"] for r in rows}
 
