@@ -108,16 +108,18 @@ def _recipients(values: dict[str, Any]) -> list[str]:
     return items
 
 
-def _group_ids(values: dict[str, Any]) -> list[str]:
-    """Vendel's group ids; one that cannot be ours is as unknown as one of another account."""
+def _group_ids(values: dict[str, Any]) -> tuple[list[str], str | None]:
+    """Vendel's group ids as ours, and the first that cannot be ours (not a UUID): that one is
+    as unknown as another account's group (404), refused once the recipients passed."""
     raw = values.get("group_ids") or []
     items = raw if isinstance(raw, list) else [raw]
+    ids: list[str] = []
     for item in items:
         try:
-            UUID(str(item))
+            ids.append(str(UUID(str(item))))
         except ValueError:
-            raise NotFound(f"group {item} not found") from None
-    return [str(item) for item in items]
+            return ids, str(item)
+    return ids, None
 
 
 async def _device(request: web.Request, values: dict[str, Any]) -> str | None:
@@ -167,8 +169,15 @@ def _check_routes(request: web.Request, answer: SendAccepted, device: str | None
             raise ApiError(400, DEVICE_NOT_ROUTED, f"Device {device} cannot send to {message.to}.")
 
 
-async def _send(request: web.Request, native: dict[str, Any], device: str | None) -> web.Response:
+async def _send(
+    request: web.Request, native: dict[str, Any], values: dict[str, Any]
+) -> web.Response:
+    native["to"] = _recipients(values)
+    native["group_ids"], unknown_group = _group_ids(values)
     send = validated(request, SendRequest, native)
+    if unknown_group is not None:
+        raise NotFound(f"group {unknown_group} not found")
+    device = await _device(request, values)
     answer, commit = await prepare_send(request, send)
     _check_routes(request, answer, device)
     await commit()
@@ -184,8 +193,7 @@ async def send_sms(request: web.Request) -> web.Response:
     body = values.get("body")
     if isinstance(body, str) and len(body) > MAX_BODY:
         raise ApiError(400, "BODY_TOO_LONG", f"Message body exceeds {MAX_BODY} character limit")
-    native = {"to": _recipients(values), "group_ids": _group_ids(values), "body": body}
-    return await _send(request, native, await _device(request, values))
+    return await _send(request, {"body": body}, values)
 
 
 @routes.post("/api/sms/send-template")
@@ -193,12 +201,10 @@ async def send_template(request: web.Request) -> web.Response:
     await vendel_auth.authenticate(request)
     values = await params(request)
     native = {
-        "to": _recipients(values),
-        "group_ids": _group_ids(values),
         "template_id": await _template(request, values),
         "variables": values.get("variables"),
     }
-    return await _send(request, native, await _device(request, values))
+    return await _send(request, native, values)
 
 
 @routes.post("/api/auth/token")
