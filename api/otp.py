@@ -43,8 +43,12 @@ log = structlog.get_logger(__name__)
     "`retry_after`).",
 )
 async def send_otp(request: web.Request) -> OtpSent:
+    return await send_code(request, body_of(request, OtpSend))
+
+
+async def send_code(request: web.Request, send: OtpSend) -> OtpSent:
+    """Send a code as POST /v1/otp does (the provider dialects' OTP routes call this too)."""
     who = caller(request)
-    send = body_of(request, OtpSend)
     pool = request.config_dict[POOL]
     code = otp.generate_code(send.length)
     text = otp.texts(send.message, code)
@@ -112,8 +116,12 @@ async def send_otp(request: web.Request) -> OtpSent:
     "answers `valid: false` with its `status` (200).",
 )
 async def verify_otp(request: web.Request) -> OtpVerified:
+    return await verify_code(request, body_of(request, OtpVerify))
+
+
+async def verify_code(request: web.Request, check: OtpVerify) -> OtpVerified:
+    """Check a code as POST /v1/otp/verify does (and the provider dialects)."""
     who = caller(request)
-    check = body_of(request, OtpVerify)
     async with unavailable_as_error():
         verdict = await otp.verify(
             request.config_dict[POOL],
