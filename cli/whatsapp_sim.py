@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broker.loop import loop_factory
-from whatsapp_sim import WhatsAppSimConfig, WhatsAppSimulator
+
+if TYPE_CHECKING:
+    from whatsapp_sim import WhatsAppSimConfig
 
 EXIT_OK = 0
 
@@ -63,6 +65,10 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: every command's parser is built at start-up, and an install that
+    # predates the whatsapp_sim package must still run the others.
+    from whatsapp_sim import WhatsAppSimConfig
+
     config = WhatsAppSimConfig(
         host=args.host,
         port=args.port,
@@ -84,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def serve(config: WhatsAppSimConfig) -> int:
+    from whatsapp_sim import WhatsAppSimulator
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
