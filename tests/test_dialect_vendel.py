@@ -51,7 +51,8 @@ class Stack(SimStack):
 
     async def connector(self) -> str:
         """The connector the default route names (this module's simulated carrier)."""
-        return next(r.connector for r in await connectors_store.routes(self.pool) if not r.prefix)
+        rows = await connectors_store.routes(self.pool)
+        return next(r.connector for r in rows if not r.prefix and r.channel == "sms")
 
     async def texts_to(self, phone: str, count: int = 1) -> list[str]:
         deadline = time.monotonic() + 20
@@ -411,8 +412,10 @@ async def test_a_message_reads_back_with_vendel_status(stack: Stack) -> None:
 
 async def test_no_devices_when_no_route_carries_a_recipient(stack: Stack) -> None:
     who = await stack.customer(credits=10)
-    rows = [r for r in await connectors_store.routes(stack.pool) if not r.prefix]
-    await stack.pool.execute("DELETE FROM routes WHERE prefix = ''")
+    rows = [
+        r for r in await connectors_store.routes(stack.pool) if not r.prefix and r.channel == "sms"
+    ]
+    await stack.pool.execute("DELETE FROM routes WHERE prefix = '' AND channel = 'sms'")
     try:
         await asyncio.sleep(5.2)  # the API reloads its routes every 5 seconds
         status, body, _ = await stack.vendel(
