@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -160,6 +160,11 @@ class Connector:
         self._clients: list[SmppClient] = []
         self._transmitters: list[SmppClient] = []
         self._supervisors: list[asyncio.Task[None]] = []
+        #: Per bind slot (0..binds-1), its supervisors and its clients.
+        self._slot_tasks: dict[int, list[asyncio.Task[None]]] = {}
+        self._slot_clients: dict[int, list[SmppClient]] = {}
+        #: Slots being given up: their supervisors must not reconnect.
+        self._released: set[int] = set()
         self._limiter = RateLimiter(config.tps)
         self._changed = asyncio.Event()
         self._next = 0
@@ -169,15 +174,54 @@ class Connector:
     def bound_count(self) -> int:
         return sum(1 for client in self._clients if client.is_bound)
 
-    async def start(self) -> None:
+    @property
+    def slots(self) -> frozenset[int]:
+        """The bind slots this connector keeps open (each a bind, or a tx and rx pair)."""
+        return frozenset(self._slot_tasks)
+
+    async def start(self, slots: Iterable[int] | None = None) -> None:
+        """Open the binds of ``slots`` (default: every one of the config's ``binds``)."""
         if self._supervisors:
             return
+        wanted = range(self.config.binds) if slots is None else slots
+        for slot in sorted(set(wanted)):
+            self._open_slot(slot)
+
+    def _open_slot(self, slot: int) -> None:
         modes: list[BindMode] = ["trx"] if self.config.bind_mode == "trx" else ["tx", "rx"]
-        for index in range(self.config.binds):
-            for mode in modes:
-                label = f"{self.config.name}/{index}/{mode}"
-                task = asyncio.create_task(self._supervise(mode, label), name=f"smpp {label}")
-                self._supervisors.append(task)
+        tasks = self._slot_tasks.setdefault(slot, [])
+        for mode in modes:
+            label = f"{self.config.name}/{slot}/{mode}"
+            task = asyncio.create_task(self._supervise(mode, label, slot), name=f"smpp {label}")
+            tasks.append(task)
+            self._supervisors.append(task)
+
+    async def set_slots(self, slots: Iterable[int], tps: float | None) -> None:
+        """Keep exactly ``slots`` open and submit at ``tps`` at most: a bind slot given up is
+        unbound (its submits in flight answered first) before this returns, so a slot it
+        hands back can be taken elsewhere without the carrier seeing one bind too many."""
+        wanted = set(slots)
+        self._limiter.set_rate(tps)
+        for slot in sorted(set(self._slot_tasks) - wanted):
+            await self._close_slot(slot)
+        for slot in sorted(wanted - set(self._slot_tasks)):
+            if not self._closing:
+                self._open_slot(slot)
+
+    async def _close_slot(self, slot: int) -> None:
+        self._released.add(slot)
+        tasks = self._slot_tasks.pop(slot, [])
+        clients = list(self._slot_clients.get(slot, []))
+        if clients:
+            await asyncio.gather(*(client.close() for client in clients))
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        for task in tasks:
+            self._supervisors.remove(task)
+        self._released.discard(slot)
+        self._notify()
 
     async def wait_bound(self, timeout: float, *, all_binds: bool = False) -> bool:
         """True once a transmitter is bound (``all_binds``: every configured bind)."""
@@ -241,6 +285,7 @@ class Connector:
         if self._supervisors:
             await asyncio.wait(self._supervisors)
         self._supervisors.clear()
+        self._slot_tasks.clear()
 
     # --- internals -----------------------------------------------------------------------
 
@@ -286,27 +331,28 @@ class Connector:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def _supervise(self, mode: BindMode, label: str) -> None:
+    async def _supervise(self, mode: BindMode, label: str, slot: int) -> None:
         """Keep one bind up until close(): connect, bind, wait for loss, back off, repeat."""
         config = self.config.client_config(mode)
         on_deliver = functools.partial(self._on_deliver, self.config.name)
         delay = self.config.reconnect_min
-        while not self._closing:
+        while not self._closing and slot not in self._released:
             try:
                 client = await connect(config, on_deliver, label=label)
             except (OSError, SmppError) as exc:
                 self._log.warning("smpp.bind_failed", bind=label, error=str(exc), retry_in=delay)
             else:
                 delay = self.config.reconnect_min
-                await self._hold(client, mode)
-                if self._closing:
+                await self._hold(client, mode, slot)
+                if self._closing or slot in self._released:
                     return
             await asyncio.sleep(random.uniform(delay / 2, delay))
             delay = min(delay * 2, self.config.reconnect_max)
 
-    async def _hold(self, client: SmppClient, mode: BindMode) -> None:
+    async def _hold(self, client: SmppClient, mode: BindMode, slot: int) -> None:
         client.on_change = self._notify
         self._clients.append(client)
+        self._slot_clients.setdefault(slot, []).append(client)
         if mode != "rx":
             self._transmitters.append(client)
         self._notify()
@@ -314,6 +360,7 @@ class Connector:
             await client.wait_closed()
         finally:
             self._clients.remove(client)
+            self._slot_clients[slot].remove(client)
             if client in self._transmitters:
                 self._transmitters.remove(client)
             self._notify()

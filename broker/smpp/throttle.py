@@ -18,6 +18,7 @@ class RateLimiter:
     __slots__ = (
         "_burst",
         "_max_rate",
+        "_min_fraction",
         "_min_rate",
         "_pause_max",
         "_pause_min",
@@ -43,6 +44,7 @@ class RateLimiter:
             raise ValueError("rate must be positive")
         self._max_rate = rate
         self._rate = rate or 0.0
+        self._min_fraction = min_fraction
         self._min_rate = (rate or 0.0) * min_fraction
         self._burst = burst if burst is not None else max(1.0, (rate or 0.0) / 10)
         self._recovery = recovery
@@ -52,6 +54,17 @@ class RateLimiter:
         self._paused_until = 0.0
         self._recovered_at = 0.0
         self._strikes = 0
+
+    def set_rate(self, rate: float | None) -> None:
+        """A new configured rate (this process's share of a connector's TPS)."""
+        if rate is not None and rate <= 0:
+            raise ValueError("rate must be positive")
+        if rate == self._max_rate:
+            return
+        self._max_rate = rate
+        self._rate = rate if rate is not None else 0.0
+        self._min_rate = (rate or 0.0) * self._min_fraction
+        self._burst = max(1.0, (rate or 0.0) / 10)
 
     @property
     def rate(self) -> float | None:
