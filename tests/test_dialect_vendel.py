@@ -301,13 +301,19 @@ async def test_template_errors(stack: Stack) -> None:
     theirs = await stack.native(other, "/v1/templates", {"name": "c", "body": "Code {{code}}"})
     to = [number(80)]
     not_found = {"message": "Template not found."}
-    for template_id in ("TEMPLATE_RECORD_ID", str(uuid.uuid4()), theirs["id"]):
+    for template_id in ("TEMPLATE_RECORD_ID", str(uuid.uuid4())):
         status, body, _ = await stack.vendel(
             "/api/sms/send-template",
             {"recipients": to, "template_id": template_id, "variables": {"code": "1"}},
             key_headers(who),
         )
         assert (status, body) == (400, not_found), template_id
+    status, body, _ = await stack.vendel(
+        "/api/sms/send-template",
+        {"recipients": to, "template_id": theirs["id"], "variables": {"code": "1"}},
+        key_headers(who),
+    )
+    assert (status, body) == (400, {"message": "Template does not belong to user."})
     status, body, _ = await stack.vendel(
         "/api/sms/send-template", {"recipients": to, "template_id": mine["id"]}, key_headers(who)
     )

@@ -51,10 +51,11 @@ _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 # Our codes for Vendel's own refusals (rendered below).
 NO_DEVICES = "NO_DEVICES"
 TEMPLATE_NOT_FOUND = "TEMPLATE_NOT_FOUND"
+TEMPLATE_NOT_OWNED = "TEMPLATE_NOT_OWNED"
 DEVICE_NOT_FOUND = "DEVICE_NOT_FOUND"
 DEVICE_NOT_ROUTED = "DEVICE_NOT_ROUTED"
 #: Refusals Vendel answers with a bare {"message": ...}.
-_PLAIN = frozenset({TEMPLATE_NOT_FOUND, DEVICE_NOT_FOUND, DEVICE_NOT_ROUTED})
+_PLAIN = frozenset({TEMPLATE_NOT_FOUND, TEMPLATE_NOT_OWNED, DEVICE_NOT_FOUND, DEVICE_NOT_ROUTED})
 #: Every way a key or token can be refused is Vendel's one 401.
 _AUTH = frozenset({"UNAUTHORIZED", "INVALID_API_KEY", "API_KEY_DISABLED", "ACCOUNT_SUSPENDED"})
 #: Vendel's documented errors: our code → (status, its code, its message).
@@ -137,23 +138,23 @@ async def _device(request: web.Request, values: dict[str, Any]) -> str | None:
 
 
 async def _template(request: web.Request, values: dict[str, Any]) -> str:
-    """``template_id`` of a template of the caller's account.
-
-    Another account's template is "Template not found." too, never "Template does not belong
-    to user.": the gateway does not tell one account what ids another has (a native 404).
-    """
+    """``template_id`` of a template of the caller's account; another account's is refused
+    as Vendel does ("Template does not belong to user."): an id is a random UUID, so saying it
+    exists tells nothing one could have guessed."""
     raw = values.get("template_id")
     try:
         template_id = UUID(str(raw)) if raw else None
     except ValueError:
         template_id = None
     if template_id is not None:
+        pool = request.config_dict[POOL]
         async with unavailable_as_error():
-            found = await templates_store.get(
-                request.config_dict[POOL], caller(request).account_id, template_id
-            )
+            found = await templates_store.get(pool, caller(request).account_id, template_id)
+            owner = None if found is not None else await templates_store.owner(pool, template_id)
         if found is not None:
             return str(template_id)
+        if owner is not None:
+            raise ApiError(400, TEMPLATE_NOT_OWNED, "Template does not belong to user.")
     raise ApiError(400, TEMPLATE_NOT_FOUND, "Template not found.")
 
 

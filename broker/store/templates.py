@@ -43,6 +43,8 @@ UPDATE templates
 RETURNING {_COLUMNS}
 """
 DELETE = "DELETE FROM templates WHERE account_id = $1 AND id = $2 RETURNING id"
+#: Whose template an id is, whatever the caller (only for a dialect that must say "not yours").
+OWNER = "SELECT account_id FROM templates WHERE id = $1"
 
 
 class NameTaken(Conflict):
@@ -104,3 +106,9 @@ async def update(
 
 async def delete(db: Db, account_id: UUID, template_id: UUID) -> bool:
     return await db.fetchval(DELETE, account_id, template_id) is not None
+
+
+async def owner(db: Db, template_id: UUID) -> UUID | None:
+    """The account a template belongs to (None: no such template anywhere)."""
+    found: UUID | None = await db.fetchval(OWNER, template_id)
+    return found
