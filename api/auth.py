@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from datetime import UTC, datetime
+from uuid import UUID
 
 import asyncpg
 from aiohttp import web
@@ -118,6 +119,14 @@ async def caller_for_key(request: web.Request, key: str) -> Caller:
         answer = _caller(row)
         cache.put(digest, now, answer)
     return accepted(request, answer)
+
+
+async def caller_for_key_id(request: web.Request, key_id: UUID, account_id: UUID) -> Caller:
+    """The caller a key stands for, named by its id (by a token minted for it): refused as the
+    key's secret would be, so revoking the key ends its tokens too."""
+    async with unavailable_as_error():
+        row = await key_store.owner_by_id(request.config_dict[POOL], key_id, account_id)
+    return accepted(request, _caller(row))
 
 
 async def caller_for_login(request: web.Request, username: str, password: str) -> Caller:

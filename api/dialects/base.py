@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from uuid import UUID
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel, ValidationError
 
-from api.auth import caller_for_key, caller_for_login, rate_limit_headers
+from api.auth import caller_for_key, caller_for_key_id, caller_for_login, rate_limit_headers
 from api.context import CALLER, Caller, validation_context
 from api.contract import input_error
 from api.errors import ApiError
@@ -95,6 +96,11 @@ async def by_key(request: web.Request, key: str | None) -> Caller:
     if not key:
         raise ApiError(401, "UNAUTHORIZED", "an API key is required")
     return await _admit(request, caller_for_key(request, key))
+
+
+async def by_key_id(request: web.Request, key_id: UUID, account_id: UUID) -> Caller:
+    """Authenticate as a key named by its id (a token minted for it)."""
+    return await _admit(request, caller_for_key_id(request, key_id, account_id))
 
 
 async def by_login(request: web.Request, username: str | None, password: str | None) -> Caller:

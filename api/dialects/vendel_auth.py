@@ -13,21 +13,15 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from aiohttp import web
 
-from api.auth import Refusal, accepted, rate_limit_headers
-from api.context import CALLER, POOL, Caller
-from api.dialects.base import LIMIT_HEADERS, bearer, by_key
+from api.context import POOL, Caller
+from api.dialects.base import bearer, by_key, by_key_id
 from api.errors import ApiError
 from broker import jwt_tokens
-from broker.api_keys import KeyStatus, status_of
 from broker.db import unavailable_as_error
-from broker.status import AccountStatus
-from broker.store import accounts as accounts_store
 from broker.store import gateway_secrets
-from broker.store import keys as keys_store
 
 SECRET_NAME = "vendel_jwt"
 #: How long a minted token works (seconds); never past its key's own expiry.
@@ -55,33 +49,6 @@ class SigningSecret:
 SECRET = web.AppKey("vendel_jwt_secret", SigningSecret)
 
 
-async def _caller_for_key_id(request: web.Request, claims: jwt_tokens.TokenClaims) -> Caller:
-    """The caller the token's key stands for now, with the native key checks (the same
-    refusals as api.auth gives a key's secret)."""
-    pool = request.config_dict[POOL]
-    async with unavailable_as_error():
-        key = await keys_store.get(pool, claims.key_id, claims.account_id)
-        account = await accounts_store.get(pool, claims.account_id) if key else None
-    answer: Caller | Refusal
-    if key is None or account is None:
-        answer = (401, "INVALID_API_KEY", "this token's API key is not valid")
-    elif status_of(key["revoked_at"], key["expires_at"], datetime.now(UTC)) != KeyStatus.ACTIVE:
-        answer = (403, "API_KEY_DISABLED", "this token's API key has been revoked or expired")
-    elif account.status != AccountStatus.ACTIVE:
-        answer = (403, "ACCOUNT_SUSPENDED", "this account is suspended")
-    else:
-        answer = Caller(
-            account_id=account.id,
-            key_id=key["id"],
-            region=account.region,
-            balance_at_auth=float(account.balance),
-            rate_limit=key["rate_limit"],
-            channels=tuple(key["channels"]),
-            expires_at=key["expires_at"],
-        )
-    return accepted(request, answer)
-
-
 async def by_token(request: web.Request, token: str) -> Caller:
     """Authenticate with a minted token; 401 for a bad or expired one."""
     secret = await request.config_dict[SECRET].get(request)
@@ -89,10 +56,7 @@ async def by_token(request: web.Request, token: str) -> Caller:
         claims = jwt_tokens.verify(token, secret, time.time())
     except jwt_tokens.InvalidToken as exc:
         raise ApiError(401, "UNAUTHORIZED", exc.message) from None
-    found = await _caller_for_key_id(request, claims)
-    request[LIMIT_HEADERS] = await rate_limit_headers(request, found)
-    request[CALLER] = found
-    return found
+    return await by_key_id(request, claims.key_id, claims.account_id)
 
 
 async def authenticate(request: web.Request) -> Caller:

@@ -44,6 +44,14 @@ UNION ALL
 LIMIT 1
 """
 
+#: KEY_OWNER's row for a key named by its id (a token that stands for a key), in its account.
+KEY_OWNER_BY_ID = """
+SELECT k.id, k.account_id, k.rate_limit, k.channels, k.expires_at, k.revoked_at,
+       a.region, a.balance, a.status
+  FROM api_keys k JOIN accounts a ON a.id = k.account_id
+ WHERE k.id = $1 AND k.account_id = $2
+"""
+
 GET_KEY = f"""
 SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 AND ($2::uuid IS NULL OR account_id = $2)
 """
@@ -112,6 +120,12 @@ async def owner_by_hash(db: Db, key_hash: bytes) -> asyncpg.Record | None:
     """The KEY_OWNER row of the key with this digest: id, account_id, rate_limit, channels,
     expires_at, revoked_at, and the account's region, balance and status."""
     row: asyncpg.Record | None = await db.fetchrow(KEY_OWNER, key_hash)
+    return row
+
+
+async def owner_by_id(db: Db, key_id: UUID, account_id: UUID) -> asyncpg.Record | None:
+    """The KEY_OWNER row of a key of ``account_id`` named by its id."""
+    row: asyncpg.Record | None = await db.fetchrow(KEY_OWNER_BY_ID, key_id, account_id)
     return row
 
 
