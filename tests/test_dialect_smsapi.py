@@ -50,11 +50,22 @@ class Login:
     password: str
 
 
+def loopback_session() -> aiohttp.ClientSession:
+    """A client calling from an address of its own in 127.0.0.0/8: requests made before a key
+    is known are counted per address, so no other run or test shares this one's count."""
+    octets = (random.randint(1, 250), random.randint(1, 250), random.randint(2, 250))
+    address = "127.{}.{}.{}".format(*octets)
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+
+
 class Stack(SimStack):
+    #: The module's client (see loopback_session).
+    client: aiohttp.ClientSession | None = None
+
     async def call(
         self, method: str, path: str, *, session: aiohttp.ClientSession | None = None, **kw: Any
     ) -> Answer:
-        http = session or self.http
+        http = session or self.client or self.http
         async with http.request(method, f"{self.api}{BASE}{path}", **kw) as resp:
             text = await resp.text()
             body = await resp.json() if resp.content_type == "application/json" else None
@@ -99,12 +110,16 @@ class Stack(SimStack):
 
 @pytest.fixture(scope="module")
 async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
-    async with sim_stack(settings, pool, Stack, "smsapi") as s:
+    async with sim_stack(settings, pool, Stack, "smsapi") as s, loopback_session() as client:
+        s.client = client
         yield s
 
 
 def limited(answer: Answer, limit: int) -> None:
-    """x-ratelimit-limit and x-ratelimit-remaining, as on every answer of the provider."""
+    """x-ratelimit-limit and x-ratelimit-remaining, as on every answer of the provider, and
+    the other headers its examples show."""
+    assert answer.headers["access-control-allow-origin"] == "*"
+    assert answer.headers["cache-control"] == "no-cache, private"
     assert answer.headers["x-ratelimit-limit"] == str(limit), dict(answer.headers)
     assert int(answer.headers["x-ratelimit-remaining"]) >= 0
 
@@ -519,10 +534,8 @@ async def test_laravel_answers_for_unknown_routes_and_methods(stack: Stack) -> N
 
 async def test_before_a_key_is_known_the_address_is_throttled(stack: Stack) -> None:
     """60 requests a minute per client address, as Laravel's throttle: from an address of
-    its own (127.x.y.z) so no other test shares the count."""
-    address = f"127.{random.randint(1, 250)}.{random.randint(1, 250)}.{random.randint(2, 250)}"
-    connector = aiohttp.TCPConnector(local_addr=(address, 0))
-    async with aiohttp.ClientSession(connector=connector) as own:
+    its own, so no other test shares the count."""
+    async with loopback_session() as own:
         answers = [
             await stack.call("GET", "/api/v2/sms/send", session=own, headers=DOC_HEADERS)
             for _ in range(61)

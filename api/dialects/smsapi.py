@@ -54,6 +54,8 @@ KEY_REQUIRED = "API_KEY_REQUIRED"
 ANONYMOUS_LIMIT = api_keys.DEFAULT_RATE_LIMIT
 _ANONYMOUS = uuid.UUID("5b0a3f5e-0c1d-4f7e-9a61-7f2c3d9e8a11")
 
+#: On every answer of the provider (its document shows them on each example).
+PROVIDER_HEADERS = {"Cache-Control": "no-cache, private", "Access-Control-Allow-Origin": "*"}
 #: The provider's own error texts, by native code.
 _KEY_REQUIRED = ErrorAnswer(
     error="API key is required", help="Provide X-API-Key header or api_key parameter"
@@ -83,7 +85,9 @@ def _json(
     ``retry_after``), a success answers every field (null included)."""
     sparse = isinstance(model, ErrorAnswer | LaravelMessage)
     return web.json_response(
-        model.model_dump(mode="json", exclude_none=sparse), status=status, headers=headers
+        model.model_dump(mode="json", exclude_none=sparse),
+        status=status,
+        headers={**PROVIDER_HEADERS, **(headers or {})},
     )
 
 

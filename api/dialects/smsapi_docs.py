@@ -34,6 +34,7 @@ _HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-cache, private",
+    "Access-Control-Allow-Origin": "*",
 }
 _MODELS: tuple[type[BaseModel], ...] = (
     SmsSent,
@@ -45,6 +46,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     ValidationAnswer,
 )
 _KEY: list[dict[str, list[str]]] = [{"ApiKeyHeader": []}, {"ApiKeyParameter": []}]
+_LOGIN: list[dict[str, list[str]]] = [{"Username": [], "Password": []}]
 _JSON = "application/json"
 _FORM = "application/x-www-form-urlencoded"
 _HTML = "text/html"
@@ -110,14 +112,17 @@ _COMMON = {
 _SEND_ERRORS = {
     "400": _error("A number is not a valid phone number", "Invalid phone number format."),
     "402": _error("The balance does not cover the send", "insufficient credits"),
-    "403": _error("A revoked or expired key, a suspended account, an opted-out number", "…"),
+    "403": _error(
+        "A revoked or expired key, a suspended account, an opted-out number",
+        "this API key has been revoked",
+    ),
 }
 
 
 def _body(properties: dict[str, Any], required: list[str], example: dict[str, Any]) -> Any:
     schema = {"type": "object", "properties": properties, "required": required}
-    media = {"schema": schema, "example": example}
-    return {"required": bool(required), "content": {_FORM: media, _JSON: media}}
+    form = {"schema": schema, "example": example}
+    return {"required": bool(required), "content": {_FORM: form, _JSON: {"schema": schema}}}
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -129,8 +134,9 @@ def _send_v1() -> dict[str, Any]:
         "tags": ["v1"],
         "summary": "Send SMS Message API",
         "description": "Send one message to many numbers. The credentials (a login the"
-        " gateway's operator made for your account) go as URL parameters or form parameters.",
-        "security": [],
+        " gateway's operator made for your account) go as URL parameters or form parameters"
+        " (or in a JSON body).",
+        "security": _LOGIN,
         "requestBody": _body(
             {
                 "numbers": _NUMBERS,
@@ -196,17 +202,23 @@ def _balance() -> dict[str, Any]:
     }
 
 
-def _key_operation(summary: str, description: str, *, expiry: bool) -> dict[str, Any]:
+def _key_operation(
+    summary: str, description: str, *, expiry: bool, login: bool = False
+) -> dict[str, Any]:
     answer = _answer("The new key; its secret is shown only here", KeyIssued)
     op: dict[str, Any] = {
         "tags": ["Keys"],
         "summary": summary,
         "description": description,
-        "security": _KEY,
+        "security": [*_KEY, *_LOGIN] if login else _KEY,
         "responses": {
             "200": answer if expiry else _answer("Revoked", KeyRevoked),
             "401": _KEY_REQUIRED,
-            "403": _error("The key would outlive the calling key", "…"),
+            "403": _error(
+                "The key would outlive the calling key",
+                "a key expiring in 9 days would outlive this key, which expires at"
+                " 2026-05-04T09:30:00+00:00",
+            ),
             **_COMMON,
         },
     }
@@ -258,6 +270,7 @@ def document() -> dict[str, Any]:
                     "A new key of the account, no broader than the calling key. A v1 login"
                     " (`username`, `password`) may call this too, to get its first key.",
                     expiry=True,
+                    login=True,
                 )
             },
             "/api/revoke-key": {
@@ -289,6 +302,18 @@ def document() -> dict[str, Any]:
             "securitySchemes": {
                 "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "ApiKeyParameter": {"type": "apiKey", "in": "query", "name": "api_key"},
+                "Username": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "username",
+                    "description": "v1: the login's username (URL or form parameter).",
+                },
+                "Password": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "password",
+                    "description": "v1: the login's password (URL or form parameter).",
+                },
             },
         },
     }
