@@ -19,6 +19,7 @@ from uuid import UUID
 import asyncpg
 
 from broker.queue_messages import ReceiptEvent
+from broker.smpp.receipt import other_forms
 from broker.status import PartStatus
 from broker.store import receipts as store
 
@@ -111,10 +112,12 @@ async def apply_receipts(
             [u.state for u in unapplied],
             [u.part_status for u in unapplied],
         )
+        unknown = [u for u in unapplied if (u.scope, u.carrier_id) not in found]
+        reread, unknown = await _in_other_bases(conn, unknown)
+        touched += reread
         # Park what found no part, without asking why: its part may not be recorded yet, or
         # may have been committed a moment after these statements' snapshot. The sweep
         # applies it once the part is there, and drops it if the part is final already.
-        unknown = [u for u in unapplied if (u.scope, u.carrier_id) not in found]
         if park_unknown and unknown:
             await store.park(
                 conn,
@@ -127,6 +130,26 @@ async def apply_receipts(
     if not message_ids:
         return []
     return await store.settle_messages(conn, message_ids)
+
+
+async def _in_other_bases(
+    conn: asyncpg.Connection, unknown: list[ReceiptUpdate]
+) -> tuple[list[asyncpg.Record], list[ReceiptUpdate]]:
+    """Apply what matches once its id is read in another base (other_forms); the rows
+    touched, and the receipts still unknown."""
+    tries = [(u, form) for u in unknown for form in other_forms(u.carrier_id)]
+    if not tries:
+        return [], unknown
+    touched = await store.update_parts(
+        conn,
+        [u.scope for u, _ in tries],
+        [form for _, form in tries],
+        [u.part_status for u, _ in tries],
+        [u.error_code for u, _ in tries],
+    )
+    matched = {(r["scope"], r["carrier_id"]) for r in touched}
+    applied = {(u.scope, u.carrier_id) for u, form in tries if (u.scope, form) in matched}
+    return touched, [u for u in unknown if (u.scope, u.carrier_id) not in applied]
 
 
 async def match_pending(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -213,3 +213,27 @@ async def test_the_first_final_receipt_stands_and_a_later_one_is_history(
         f"part 1: {then} after {final} (the first final receipt stands)"
     ] * 2, "each disagreeing receipt noted, a repeat of the kept outcome not"
     assert await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope) == 0
+
+
+@pytest.mark.parametrize(
+    ("submitted", "receipted"),
+    [("1a2b3c4d", "439041101"), ("439041101", "1a2b3c4d"), ("ff00ff", "16711935")],
+)
+async def test_a_receipt_in_the_other_base_is_matched_not_parked(
+    conn: asyncpg.Connection, connector: str, scope: str, submitted: str, receipted: str
+) -> None:
+    """Before: the connector's id format read one direction only, and a receipt whose id came
+    in the other base matched nothing and stayed parked until dropped."""
+    mid = await sent_message(conn, connector, [submitted])
+    [row] = await apply_receipts(conn, [ReceiptUpdate(scope, receipted, "DELIVRD", None)])
+    assert row["id"] == mid and row["status"] == MessageStatus.DELIVERED
+    assert await conn.fetchval("SELECT count(*) FROM pending_receipts WHERE scope = $1", scope) == 0
+
+
+async def test_short_ids_are_never_read_in_another_base(
+    conn: asyncpg.Connection, connector: str, scope: str
+) -> None:
+    """A counter's "10" is not another message's "a" (nor "16" its "10")."""
+    mid = await sent_message(conn, connector, ["10"])
+    assert await apply_receipts(conn, [ReceiptUpdate(scope, "16", "DELIVRD", None)]) == []
+    assert await status(conn, mid) == MessageStatus.SENT

@@ -40,7 +40,8 @@ def errors_as(render: ErrorRenderer) -> Middleware:
             if exc.status < 400:
                 raise
             code = _HTTP_CODES.get(exc.status, "INVALID_REQUEST")
-            response = render(ApiError(exc.status, code, exc.reason))
+            kept = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+            response = render(ApiError(exc.status, code, exc.reason, headers=kept))
         response.headers.update(request.get(LIMIT_HEADERS, {}))
         return response
 

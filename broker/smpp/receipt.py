@@ -21,7 +21,14 @@ from broker.smpp.constants import (
 )
 from broker.smpp.pdu import Pdu, tlv_cstring, tlv_int
 
-__all__ = ["STATES", "IdFormat", "Receipt", "canonical_message_id", "parse_receipt"]
+__all__ = [
+    "STATES",
+    "IdFormat",
+    "Receipt",
+    "canonical_message_id",
+    "other_forms",
+    "parse_receipt",
+]
 
 IdFormat = Literal["as-is", "hex", "dec"]
 
@@ -176,3 +183,25 @@ def canonical_message_id(raw: str, *, fmt: IdFormat, from_receipt: bool) -> str:
     except ValueError:
         return text
     return format(number, "x") if fmt == "hex" else str(number)
+
+
+#: Ids shorter than this are never read in another base: a carrier's small counters (9, 10,
+#: 16...) would collide with other messages' ids across bases.
+MIN_REREAD_LENGTH: Final = 6
+
+
+def other_forms(carrier_id: str) -> list[str]:
+    """The same id read in the other base, for a receipt that matched no part.
+
+    A connector's ``dlr_id_format`` says in which base each side writes its ids; some carriers
+    do not keep to one, so a receipt that matches nothing is tried in the other bases before it
+    is parked: decimal digits as hex, hex as decimal (both without leading zeros).
+    """
+    text = carrier_id.strip()
+    if len(text) < MIN_REREAD_LENGTH or not _HEX.fullmatch(text):
+        return []
+    forms = [str(int(text, 16)), format(int(text, 16), "x")]
+    if text.isdigit():
+        forms.append(format(int(text), "x"))
+        forms.append(str(int(text)))
+    return [f for f in dict.fromkeys(forms) if f != text]
