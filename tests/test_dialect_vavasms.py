@@ -360,6 +360,9 @@ async def test_send_failures_without_a_number_are_709_with_the_gateway_s_reason(
 
     status, body, _ = await stack.call("/v1/no/such/route", who.form())
     assert (status, body["code"], body["error"]) == (404, "709", "NOT_FOUND")
+    async with stack.http.get(f"{stack.base}/v1/check/balance") as resp:
+        body = await resp.json()
+        assert (resp.status, body["code"], resp.headers["Allow"]) == (405, "709", "POST")
 
 
 async def test_the_login_s_rate_limit_is_a_429_with_retry_after(stack: Stack) -> None:
