@@ -85,7 +85,8 @@ async def error_of(response: Any, status: int) -> dict[str, Any]:
 async def test_create_shows_the_secret_once(client: Client, pool: asyncpg.Pool) -> None:
     who = await new_account(pool)
     created = await create(client, who, url="https://example.com/hooks")
-    assert set(created) == {"id", "url", "events", "secret", "created_at"}
+    assert set(created) == {"id", "url", "events", "format", "secret", "created_at"}
+    assert created["format"] == "standard"
     assert created["url"] == "https://example.com/hooks"
     assert created["events"] == ["message.status", "message.inbound"]
     assert created["secret"].startswith("whsec_")
