@@ -300,3 +300,44 @@ async def test_refused_by_the_api_fails_and_is_refunded(stack: Stack) -> None:
     balance, ledger_sum = await ledger_consistent(stack.pool, who.account_id)
     assert balance == ledger_sum == Decimal(10)
     assert not [r for r in stack.wa.sent if r.body["to"] == phone(400).lstrip("+")]
+
+
+async def test_api_outage_is_retried_and_the_message_sent_once(stack: Stack) -> None:
+    who = await stack.wa_customer(credits=10)
+    stack.wa.config.unavailable = 2  # two 500s, then the API takes it
+    status, body = await stack.send(
+        who, {"to": phone(105), "body": "after the outage", "channel": "whatsapp"}
+    )
+    assert status == 202, body
+    data = await stack.final_webhook(who, body["messages"][0]["id"])
+    assert data["status"] == "delivered"
+    assert stack.wa.config.unavailable == 0
+    assert len([r for r in stack.wa.sent if r.body["to"] == phone(105).lstrip("+")]) == 1
+    balance, _ = await ledger_consistent(stack.pool, who.account_id)
+    assert balance == Decimal(10) - PRICE
+
+
+async def test_operator_cli_adds_a_whatsapp_connector_and_route(
+    settings: Settings, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli.main import main as cli_main
+
+    async def main(argv: list[str]) -> int:
+        """The command as an operator runs it (it runs its own event loop: a thread)."""
+        return await asyncio.to_thread(cli_main, argv)
+
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    name = f"wa-cli-{uuid.uuid4().hex[:6]}"
+    base = ["connector", "add", name, "--kind", "whatsapp", "--url", "https://graph.example/v21.0"]
+    assert await main(base) != 0  # the rest of its settings are missing
+    full = [*base, "--phone-number-id", "555", "--token", "t", "--app-secret", "s"]
+    assert await main([*full, "--verify-token", "v"]) == 0
+    assert await main(["route", "add", "--prefix", "998", "--connector", name]) != 0  # not SMS
+    route = ["route", "add", "--prefix", "998", "--connector", name, "--channel", "whatsapp"]
+    assert await main(route) == 0
+    row = await pool.fetchrow(
+        "SELECT c.kind, c.scope, r.channel FROM connectors c JOIN routes r"
+        " ON r.connector = c.name WHERE c.name = $1",
+        name,
+    )
+    assert dict(row) == {"kind": "whatsapp", "scope": "whatsapp/555", "channel": "whatsapp"}

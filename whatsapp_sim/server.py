@@ -6,8 +6,9 @@ message is answered with a new wamid; then, after ``status_delay`` seconds, each
 ``statuses`` (sent, delivered, read by default) is POSTed to ``callback_url``, signed with the
 app secret. Recipients ending in a suffix of ``refuse`` are answered 400 with the Cloud API's
 error body (that error code); those ending in one of ``fail_after`` get a ``failed`` status
-instead of delivered. ``POST /control/inbound`` {"from", "text"} (or ``inject_inbound``) posts
-an inbound message's webhook. What was sent is kept in ``sent``, in order.
+instead of delivered; while ``unavailable`` counts down, sends are answered 500.
+``POST /control/inbound`` {"from", "text"} (or ``inject_inbound``) posts an inbound message's
+webhook. What was sent is kept in ``sent``, in order.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class WhatsAppSimConfig:
     refuse: dict[str, int] = field(default_factory=dict)
     #: Recipient suffixes whose messages end ``failed`` instead of delivered.
     fail_after: tuple[str, ...] = ()
+    #: The next this many sends are answered 500 (an outage), each taking one off.
+    unavailable: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,9 @@ class WhatsAppSimulator:
             await self._runner.cleanup()
 
     async def _messages(self, request: web.Request) -> web.Response:
+        if self.config.unavailable > 0:
+            self.config.unavailable -= 1
+            return _error(500, 2, "Service temporarily unavailable", "OAuthException")
         if request.headers.get("Authorization") != f"Bearer {self.config.token}":
             return _error(401, 190, "Invalid OAuth access token.")
         if request.match_info["phone_number_id"] != self.config.phone_number_id:
