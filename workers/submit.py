@@ -10,6 +10,7 @@ it; a part that met a full queue, throttling or a lost bind goes back to the que
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
+from broker.bind_leases import BindLeases, Wanted, tps_share
 from broker.long_mode import LongMode
 from broker.notify import publish_events, status_events
 from broker.queue_messages import NotDecodable, SubmitJob, decode
@@ -101,6 +103,9 @@ def connector_config(row: asyncpg.Record) -> ConnectorConfig:
 
 
 class SubmitWorker:
+    """Binds the connectors' SMPP slots this process leases (broker.bind_leases) and submits
+    their queues; a connector it holds no slot of is neither bound nor consumed here."""
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -109,6 +114,8 @@ class SubmitWorker:
         *,
         refresh_every: float = 5.0,
         validity: float = 48 * 3600,
+        lease_ttl: float = 10.0,
+        lease_every: float = 2.0,
     ) -> None:
         self.validity = validity
         self.pool = pool
@@ -116,40 +123,50 @@ class SubmitWorker:
         self.forwarder = forwarder
         self.runtimes: dict[str, ConnectorRuntime] = {}
         self.consumers: dict[str, Consumer] = {}
+        self.leases = BindLeases(pool, amqp.names.prefix, ttl=lease_ttl, every=lease_every)
         self._refresh_every = refresh_every
-        self._refresher: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self.refresh_connectors()
-        self._refresher = asyncio.create_task(self._refresh_loop())
+        with contextlib.suppress(*TRANSIENT):
+            await self.lease_round()
+        self._tasks = [
+            asyncio.create_task(self._every(self._refresh_every, self.refresh_connectors)),
+            asyncio.create_task(self._every(self.leases.every, self.lease_round)),
+        ]
 
     async def stop(self) -> None:
-        """Stop refreshing, let each connector's work in flight finish, then unbind."""
-        if self._refresher is not None:
-            self._refresher.cancel()
+        """Stop refreshing, let each connector's work in flight finish, unbind, and hand the
+        bind slots back at once (not after their leases run out)."""
+        for task in self._tasks:
+            task.cancel()
         await asyncio.gather(*(c.stop() for c in self.consumers.values()))
+        self.consumers.clear()
         for runtime in self.runtimes.values():
             await runtime.connector.close()
+        with contextlib.suppress(*TRANSIENT):
+            await self.leases.release_all()
 
-    async def _refresh_loop(self) -> None:
-        """Survives any transient failure: a connector added later must still be picked up."""
+    async def _every(self, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
+        """Survives any transient failure: a connector added later must still be picked up,
+        and leases must go on being renewed."""
         failures = 0
         while True:
-            await asyncio.sleep(self._refresh_every)
+            await asyncio.sleep(seconds)
             try:
-                await self.refresh_connectors()
+                await work()
                 failures = 0
             except TRANSIENT as exc:
                 failures += 1
-                log.warning("connector refresh failed", error=repr(exc), failures=failures)
+                log.warning(
+                    "periodic work failed", work=work.__name__, error=repr(exc), failures=failures
+                )
 
     async def refresh_connectors(self) -> None:
-        """Bind SMPP connectors added since the last look and consume their submit queues
-        (a WhatsApp connector's queue is the whatsapp role's: workers.whatsapp_sender).
-
-        A connector counts as started only once its queue is consumed; if that fails it is
-        unbound again, so the next refresh tries it afresh.
-        """
+        """Take up SMPP connectors added since the last look (a WhatsApp connector's queue is
+        the whatsapp role's: workers.whatsapp_sender); their binds open once a slot of theirs
+        is leased (lease_round)."""
         rows = await connectors.all_rows(self.pool)
         for row in rows:
             name = row["name"]
@@ -158,6 +175,46 @@ class SubmitWorker:
             runtime = ConnectorRuntime.from_row(row, self.forwarder.on_deliver)
             self.forwarder.id_formats[name] = row["dlr_id_format"]
             self.forwarder.scopes[name] = row["scope"]
+            await runtime.connector.start(slots=())
+            self.runtimes[name] = runtime
+            log.info("connector taken up", connector=name)
+
+    async def lease_round(self) -> None:
+        """Renew this process's bind slots, give back and take what the fair share says, and
+        bind and consume accordingly. Leases not renewed for too long: every bind closes."""
+        wanted = {
+            name: Wanted(rt.connector.config.binds, rt.connector.config.tps)
+            for name, rt in self.runtimes.items()
+        }
+        try:
+            held = await self.leases.round(wanted, self._give_back)
+        except TRANSIENT:
+            if self.leases.expired:
+                log.warning("bind leases could not be renewed in time; closing every bind")
+                for name in self.runtimes:
+                    await self._use(name, set())
+            raise
+        for name in self.runtimes:
+            await self._use(name, held.get(name, set()))
+
+    async def _give_back(self, name: str, slots: set[int]) -> None:
+        runtime = self.runtimes.get(name)
+        if runtime is not None:
+            await self._use(name, set(runtime.connector.slots) - slots)
+
+    async def _use(self, name: str, slots: set[int]) -> None:
+        """Bind exactly ``slots`` of the connector at their share of its TPS; consume its
+        queue while it has any (a consumer stops before the last bind closes)."""
+        runtime = self.runtimes[name]
+        config = runtime.connector.config
+        if not slots:
+            consumer = self.consumers.pop(name, None)
+            if consumer is not None:
+                await consumer.stop()
+        if set(runtime.connector.slots) != slots:
+            log.info("bind slots", connector=name, slots=sorted(slots))
+        await runtime.connector.set_slots(slots, tps_share(config.tps, len(slots), config.binds))
+        if slots and name not in self.consumers:
             consumer = Consumer(
                 self.amqp,
                 self.amqp.names.submit(name),
@@ -165,16 +222,8 @@ class SubmitWorker:
                 name=f"submit.{name}",
                 prefetch=runtime.prefetch,
             )
-            self.runtimes[name] = runtime
-            try:
-                await runtime.connector.start()
-                await consumer.start()
-            except BaseException:
-                del self.runtimes[name]
-                await runtime.connector.close()
-                raise
+            await consumer.start()
             self.consumers[name] = consumer
-            log.info("connector started", connector=name)
 
     def _handler(
         self, name: str
