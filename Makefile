@@ -34,10 +34,10 @@ test: install
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check broker api workers cli bench smsc_sim
+	$(VENV)/bin/ruff format --check broker api workers cli bench smsc_sim whatsapp_sim
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy broker api workers cli bench smsc_sim
+	$(VENV)/bin/mypy broker api workers cli bench smsc_sim whatsapp_sim
 
 check: lint typecheck test
 

@@ -140,6 +140,7 @@ async def background(request: web.Request, send: SendRequest, reach: Audience) -
         raise InsufficientCredits(f"the balance is {who.balance_at_auth}")
     accepted_at, expires_at = sending.timing(send.scheduled_at, send.validity_period)
     group_send = GroupSend(
+        channel=send.channel,
         body=send.body,
         template=template.body if template is not None else None,
         variables=send.variables,

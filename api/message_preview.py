@@ -49,7 +49,7 @@ async def preview_send(request: web.Request) -> SendPreview:
     cost = Decimal(0)
     async for member in audience.members(request, reach):
         text = reach.personal.text(member.phone, member.values)
-        priced = sending.price(routes, member.phone, text, count)
+        priced = sending.price(routes, member.phone, text, count, send.channel)
         status: PreviewStatus = "ready"
         if member.opted_out:
             status, opted_out = "opted_out", opted_out + 1

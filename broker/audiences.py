@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -33,6 +34,7 @@ class GroupSend(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     v: int = 1
+    channel: Literal["sms", "whatsapp"] = "sms"
     #: The text for everyone, or None when each recipient's is rendered from ``template``.
     body: str | None = None
     #: The template's body as it was when the send was accepted.

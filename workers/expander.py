@@ -44,6 +44,7 @@ def page_request(
         if code is not None:
             refused[mid] = code
     return IngestRequest(
+        channel=send.channel,
         account_id=job.account_id,
         batch_id=job.batch_id,
         body=personal.fallback,
