@@ -48,10 +48,14 @@ CloseSlots = Callable[[str, set[int]], Awaitable[None]]
 
 
 class BindLeases:
-    def __init__(self, pool: asyncpg.Pool, *, ttl: float = 10.0, every: float = 2.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, gateway: str, *, ttl: float = 10.0, every: float = 2.0
+    ) -> None:
         if not 0 < every * 2 < ttl:
             raise ValueError("leases must be renewed at least twice within their ttl")
         self.pool = pool
+        #: The QUEUE_PREFIX: one gateway's processes share the slots (one gateway per prefix).
+        self.gateway = gateway
         self.ttl = ttl
         self.every = every
         self.holder = uuid.uuid4()
@@ -69,7 +73,7 @@ class BindLeases:
         """One renewal: the slots held per connector afterwards (the binds to keep open)."""
         started = time.monotonic()
         async with self.pool.acquire() as conn:
-            processes = await store.heartbeat(conn, self.holder, self.ttl)
+            processes = await store.heartbeat(conn, self.holder, self.gateway, self.ttl)
             held = await store.renew(conn, self.holder, list(connectors), self.ttl)
         self._renewed_at = started
         excess: list[tuple[str, int]] = []
@@ -91,7 +95,9 @@ class BindLeases:
             for name, want in connectors.items():
                 slots = held.setdefault(name, set())
                 wanted = fair_share(want.binds, processes) - len(slots)
-                slots |= await store.claim(conn, self.holder, name, want.binds, wanted, self.ttl)
+                slots |= await store.claim(
+                    conn, self.holder, self.gateway, name, want.binds, wanted, self.ttl
+                )
         self.held = {name: slots for name, slots in held.items() if name in connectors}
         return self.held
 

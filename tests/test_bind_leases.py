@@ -66,11 +66,11 @@ async def test_processes_share_the_slots_and_a_dead_ones_are_taken_over(
     pool: asyncpg.Pool, connector: str
 ) -> None:
     want = {connector: Wanted(binds=3, tps=30.0)}
-    await pool.execute("DELETE FROM submit_holders")  # other tests' processes are gone
-    first = BindLeases(pool, ttl=1.2, every=0.3)
+    gateway = f"g{uuid.uuid4().hex[:8]}"
+    first = BindLeases(pool, gateway, ttl=1.2, every=0.3)
     closed = Closed()
     assert await first.round(want, closed) == {connector: {0, 1, 2}}
-    second = BindLeases(pool, ttl=1.2, every=0.3)
+    second = BindLeases(pool, gateway, ttl=1.2, every=0.3)
     assert await second.round(want, Closed()) == {connector: set()}, "nothing free yet"
     # The first sees two processes: it closes one bind and gives its slot back...
     assert await first.round(want, closed) == {connector: {0, 1}}
@@ -91,8 +91,9 @@ async def test_many_processes_at_once_never_hold_more_than_the_binds(
     pool: asyncpg.Pool, connector: str
 ) -> None:
     want = {connector: Wanted(binds=3, tps=None)}
-    leases = [BindLeases(pool, ttl=5.0, every=1.0) for _ in range(6)]
-    for _ in range(3):
+    gateway = f"g{uuid.uuid4().hex[:8]}"
+    leases = [BindLeases(pool, gateway, ttl=5.0, every=1.0) for _ in range(6)]
+    for _ in range(6):  # a slot given back in one round is taken in a later one
         held = await asyncio.gather(*(lease.round(want, Closed()) for lease in leases))
         slots = [s for h in held for s in h[connector]]
         assert len(slots) == len(set(slots)) <= 3

@@ -7,23 +7,23 @@ from uuid import UUID
 
 import asyncpg
 
-#: This process is alive; how many are (seen within $2 seconds).
+#: This process (of gateway $3) is alive; how many of the gateway's are (seen within $2 s).
 HEARTBEAT = """
 WITH beat AS (
-    INSERT INTO submit_holders (holder, seen_at) VALUES ($1, now())
+    INSERT INTO submit_holders (holder, gateway, seen_at) VALUES ($1, $3, now())
     ON CONFLICT (holder) DO UPDATE SET seen_at = now()
 ), gone AS (
     DELETE FROM submit_holders WHERE seen_at < now() - make_interval(secs => $2 * 10)
 )
 SELECT count(*) + 1 FROM submit_holders
- WHERE holder <> $1 AND seen_at >= now() - make_interval(secs => $2)
+ WHERE holder <> $1 AND gateway = $3 AND seen_at >= now() - make_interval(secs => $2)
 """
 
 #: Keep this process's leases of the connectors it still runs for another $3 seconds; the
 #: slots it holds, per connector.
 RENEW = """
 UPDATE bind_leases SET expires_at = now() + make_interval(secs => $3)
- WHERE holder = $1 AND connector = ANY($2::text[])
+ WHERE holder = $1 AND connector = ANY($2::text[]) AND expires_at >= now()
 RETURNING connector, slot
 """
 
@@ -33,16 +33,17 @@ DELETE FROM bind_leases
  WHERE holder = $1 AND (connector, slot) IN (SELECT * FROM unnest($2::text[], $3::int[]))
 """
 
-#: Take up to $4 free (or expired) slots of connector $2, which has $3 binds.
+#: Take up to $4 free (or expired) slots of connector $2, which has $3 binds, in gateway $6.
 CLAIM = """
-INSERT INTO bind_leases (connector, slot, holder, expires_at)
-SELECT $2, s, $1, now() + make_interval(secs => $5)
+INSERT INTO bind_leases (gateway, connector, slot, holder, expires_at)
+SELECT $6, $2, s, $1, now() + make_interval(secs => $5)
   FROM generate_series(0, $3 - 1) AS s
  WHERE NOT EXISTS (SELECT 1 FROM bind_leases b
-                    WHERE b.connector = $2 AND b.slot = s AND b.expires_at >= now())
+                    WHERE b.gateway = $6 AND b.connector = $2 AND b.slot = s
+                      AND b.expires_at >= now())
  ORDER BY s
  LIMIT $4
-ON CONFLICT (connector, slot) DO UPDATE
+ON CONFLICT (gateway, connector, slot) DO UPDATE
    SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
  WHERE bind_leases.expires_at < now()
 RETURNING slot
@@ -55,9 +56,11 @@ DELETE FROM bind_leases WHERE holder = $1
 """
 
 
-async def heartbeat(conn: asyncpg.Connection, holder: UUID, alive_within: float) -> int:
-    """Note this process alive; how many submit processes are (itself included)."""
-    count: int = await conn.fetchval(HEARTBEAT, holder, alive_within)
+async def heartbeat(
+    conn: asyncpg.Connection, holder: UUID, gateway: str, alive_within: float
+) -> int:
+    """Note this process alive; how many of its gateway's submit processes are (itself too)."""
+    count: int = await conn.fetchval(HEARTBEAT, holder, alive_within, gateway)
     return count
 
 
@@ -76,11 +79,17 @@ async def release(conn: asyncpg.Connection, holder: UUID, slots: Sequence[tuple[
 
 
 async def claim(
-    conn: asyncpg.Connection, holder: UUID, connector: str, binds: int, wanted: int, ttl: float
+    conn: asyncpg.Connection,
+    holder: UUID,
+    gateway: str,
+    connector: str,
+    binds: int,
+    wanted: int,
+    ttl: float,
 ) -> set[int]:
     if wanted <= 0:
         return set()
-    rows = await conn.fetch(CLAIM, holder, connector, binds, wanted, ttl)
+    rows = await conn.fetch(CLAIM, holder, connector, binds, wanted, ttl, gateway)
     return {r["slot"] for r in rows}
 
 
