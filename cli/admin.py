@@ -94,7 +94,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--window", type=int, default=10, help="submit_sm in flight per bind")
     p.add_argument("--tps", type=float, default=None, help="messages per second (default: no cap)")
     p.add_argument("--bind-mode", choices=("trx", "tx_rx"), default="trx")
-    p.add_argument("--dlr-id-format", choices=("as-is", "hex", "dec"), default="as-is")
+    p.add_argument(
+        "--dlr-id-format",
+        choices=("as-is", "hex", "dec"),
+        default="as-is",
+        help="how the carrier writes a message's id: as-is (the same text in submit_sm_resp"
+        " and receipts), hex (hex in submit_sm_resp, decimal in receipts), dec (decimal in"
+        " submit_sm_resp, hex in receipts). Whatever is set, a receipt matching no message is"
+        " also tried in the other base before it is parked (ids of 6+ characters).",
+    )
     p.add_argument("--long-mode", choices=("udh8", "udh16", "sar", "payload"), default="udh8")
     p.add_argument("--gsm7-packed", action="store_true", help="pack GSM7 septets on the wire")
     json_flag(p)
