@@ -18,6 +18,7 @@ from uuid import UUID
 
 import asyncpg
 
+from broker import metrics
 from broker.queue_messages import ReceiptEvent
 from broker.smpp.receipt import other_forms
 from broker.status import PartStatus
@@ -119,13 +120,16 @@ async def apply_receipts(
         # may have been committed a moment after these statements' snapshot. The sweep
         # applies it once the part is there, and drops it if the part is final already.
         if park_unknown and unknown:
-            await store.park(
+            parked = await store.park(
                 conn,
                 [u.scope for u in unknown],
                 [u.carrier_id for u in unknown],
                 [u.state for u in unknown],
                 [u.error for u in unknown],
             )
+            metrics.RECEIPTS_PARKED.inc(parked)
+    for r in touched:
+        metrics.RECEIPT_LATENCY.labels(r["connector"]).observe(max(0.0, r["latency"]))
     message_ids: list[UUID] = list({r["message_id"] for r in touched})
     if not message_ids:
         return []

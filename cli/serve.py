@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 
 from broker.config import Settings
-from broker.errors import BrokerError
+from broker.errors import BrokerError, InputError
 from broker.loop import loop_factory
 from cli.common import fail
 
@@ -32,6 +33,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="append",
         choices=ROLES,
         help="run only this role; repeat for several (default: all)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus /metrics on this port (default: METRICS_PORT; 0 or unset: off)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default=None,
+        help="the address /metrics listens on (default: METRICS_HOST or 127.0.0.1)",
     )
     p.set_defaults(func=cmd_worker)
 
@@ -96,12 +108,41 @@ def cmd_api(args: argparse.Namespace) -> int:
     return run_until_signal(start)
 
 
+def metrics_listener(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, int]:
+    """(host, port) of a worker's /metrics: the options, else METRICS_HOST / METRICS_PORT;
+    port 0 means off."""
+    host = args.metrics_host or env.get("METRICS_HOST") or "127.0.0.1"
+    port = args.metrics_port
+    if port is None:
+        raw = env.get("METRICS_PORT", "").strip() or "0"
+        try:
+            port = int(raw)
+        except ValueError:
+            raise InputError(f"METRICS_PORT must be a port number, not {raw!r}") from None
+    if not 0 <= port < 65536:
+        raise InputError(f"the metrics port must be 0..65535, not {port}")
+    return host, port
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
+    from cli.dev_checks import Listener, port_error
+    from workers.metrics_server import MetricsPortError
     from workers.runner import ROLES, WorkerSet
 
     async def start() -> Callable[[], Awaitable[None]]:
-        workers = WorkerSet(Settings.from_env(), tuple(args.role or ROLES))
-        await workers.start()
+        host, port = metrics_listener(args, os.environ)
+        workers = WorkerSet(
+            Settings.from_env(),
+            tuple(args.role or ROLES),
+            metrics_port=port or None,
+            metrics_host=host,
+        )
+        try:
+            await workers.start()
+        except MetricsPortError as exc:
+            await workers.stop()
+            listener = Listener("metrics", host, port, "--metrics-port or METRICS_PORT", False)
+            raise port_error(listener, exc.error) from exc
         return workers.stop
 
     return run_until_signal(start)

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
+from prometheus_client import Counter
 from pydantic import BaseModel
 
 from broker.queue_messages import NotDecodable, Rejected, identify, loads_slow
@@ -34,6 +35,12 @@ POISON: tuple[type[BaseException], ...] = (
     asyncpg.DataError,
 )
 
+
+DEAD_LETTERED = Counter(
+    "smsbroker_dead_lettered_total",
+    "Items set aside on the dead-letter queue for an operator, by the queue they came from",
+    ["source"],
+)
 
 #: Fields that only the carrier may see (an OTP's text): never dead-lettered or logged.
 CARRIER_ONLY = frozenset({"plain_body", "plain_bodies"})
@@ -70,6 +77,7 @@ async def dead_letter(
     else:
         bound.error("item dead-lettered")
     await amqp.publish(amqp.names.dead, {"source": source, "error": str(error), "item": item})
+    DEAD_LETTERED.labels(source).inc()
 
 
 async def dead_letter_rejected(amqp: Amqp, source: str, rejected: Sequence[Rejected]) -> None:

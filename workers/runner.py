@@ -19,6 +19,7 @@ from workers.charge import ChargeWorker
 from workers.events import EventsWorker
 from workers.expander import Expander
 from workers.forwarder import DeliverForwarder
+from workers.metrics_server import MetricsServer
 from workers.scheduler import Scheduler
 from workers.submit import SubmitWorker
 from workers.webhook_sender import WebhookSender
@@ -35,7 +36,17 @@ class Role(Protocol):
 
 
 class WorkerSet:
-    def __init__(self, settings: Settings, roles: tuple[str, ...] = ROLES) -> None:
+    """The roles of one process; with ``metrics_port`` (0: any free port), also its
+    Prometheus endpoint on ``metrics_host`` (workers.metrics_server)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        roles: tuple[str, ...] = ROLES,
+        *,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
+    ) -> None:
         unknown = set(roles) - set(ROLES)
         if unknown or not roles:
             raise ValueError(f"unknown roles {sorted(unknown)}; choose from {', '.join(ROLES)}")
@@ -44,11 +55,18 @@ class WorkerSet:
         self.pool: asyncpg.Pool | None = None
         self.amqp = Amqp(settings.amqp_url, QueueNames(settings.queue_prefix))
         self.running: dict[str, Role] = {}
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        self.metrics: MetricsServer | None = None
 
     async def start(self) -> None:
         self.pool = await create_pool(self.settings.database_url, size=self.settings.db_pool_size)
         await self.amqp.connect()
         await self.amqp.declare_topology(self.settings.webhook_retry_delays)
+        if self.metrics_port is not None:
+            metrics = MetricsServer(self.pool, self.amqp, self.metrics_host, self.metrics_port)
+            await metrics.start()
+            self.metrics = metrics
         for role in self.roles:
             worker = self._make(role, self.pool)
             await worker.start()
@@ -78,6 +96,9 @@ class WorkerSet:
         return WebhookSender(self.settings, pool, self.amqp)
 
     async def stop(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.stop()
+            self.metrics = None
         for role, worker in reversed(list(self.running.items())):
             await worker.stop()
             log.info("worker role stopped", role=role)

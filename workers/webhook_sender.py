@@ -20,6 +20,7 @@ import aiohttp
 import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
+from prometheus_client import Counter, Histogram
 
 from broker.config import Settings
 from broker.errors import DependencyUnavailable
@@ -36,6 +37,27 @@ from workers.consumer import Consumer
 from workers.poison import dead_letter_body, dead_letter_rejected
 
 log = structlog.get_logger(__name__)
+
+ATTEMPTS = Counter(
+    "smsbroker_webhook_attempts_total",
+    "Webhook delivery attempts by outcome: delivered, retried, gone (410), given_up (no"
+    " attempt left); and dropped: not attempted, the account or endpoint is gone",
+    ["outcome"],
+)
+ATTEMPT_SECONDS = Histogram(
+    "smsbroker_webhook_attempt_seconds",
+    "Time a webhook attempt took, by outcome",
+    ["outcome"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+DROPPED = "dropped"
+#: The outcome label of each verdict.
+OUTCOMES: dict[Verdict, str] = {
+    Verdict.DELIVERED: "delivered",
+    Verdict.RETRY: "retried",
+    Verdict.GONE: "gone",
+    Verdict.GIVE_UP: "given_up",
+}
 
 DEFAULT_PREFETCH = 50
 DEFAULT_CONCURRENCY = 200
@@ -139,6 +161,8 @@ class WebhookSender:
             )
             rows.append(AttemptRow(delivery, outcome, verdict.final))
             self._log_attempt(delivery, outcome, verdict)
+            ATTEMPTS.labels(OUTCOMES[verdict]).inc()
+            ATTEMPT_SECONDS.labels(OUTCOMES[verdict]).observe(outcome.duration_ms / 1000)
             if verdict is Verdict.RETRY:
                 retries[retry_tier(delivery.attempt)].append(
                     Retry.to(
@@ -167,6 +191,7 @@ class WebhookSender:
                     log.warning(
                         "callback dropped: unknown account", account_id=str(event.account_id)
                     )
+                    ATTEMPTS.labels(DROPPED).inc()
                     continue
                 out.append(Delivery(event, None, event.callback_url, secrets[0], 1, secrets[1:]))
         for retry in parsed.retries:
@@ -198,6 +223,7 @@ class WebhookSender:
                 webhook_id=None if retry.webhook_id is None else str(retry.webhook_id),
                 event_id=retry.event.id,
             )
+            ATTEMPTS.labels(DROPPED).inc()
             return None
         return Delivery(
             retry.event, retry.webhook_id, url, secret, retry.attempt, previous, format_name

@@ -16,6 +16,7 @@ from typing import Final, Literal
 
 import structlog
 
+from broker import metrics
 from broker.errors import InputError, SmppError
 from broker.smpp.client import ClientConfig, SmppClient, connect
 from broker.smpp.constants import Status
@@ -169,10 +170,22 @@ class Connector:
         self._changed = asyncio.Event()
         self._next = 0
         self._closing = False
+        self._accepted = metrics.SUBMIT_SM.labels(config.name, metrics.status_hex(0))
+        self._parts = metrics.PARTS_SUBMITTED.labels(config.name)
+        metrics.CONNECTORS.track(self)
 
     @property
     def bound_count(self) -> int:
         return sum(1 for client in self._clients if client.is_bound)
+
+    def metrics_sample(self) -> metrics.ConnectorSample:
+        """Binds and window as a scrape sees them (broker.metrics reads it)."""
+        bound: dict[str, int] = {}
+        for client in self._clients:
+            if client.is_bound:
+                bound[client.config.mode] = bound.get(client.config.mode, 0) + 1
+        in_flight = sum(client.in_flight for client in self._clients)
+        return metrics.ConnectorSample(self.config.name, bound, in_flight, self.config.window)
 
     @property
     def slots(self) -> frozenset[int]:
@@ -261,15 +274,19 @@ class Connector:
                 await asyncio.sleep(0)  # that bind went away before the PDU was written
                 continue
             except (SmppConnectionLost, SmppTimeout) as exc:
+                metrics.SUBMIT_UNANSWERED.labels(self.config.name).inc()
                 raise SubmitUnavailable(f"{self.config.name}: {exc.message}") from exc
             status = response.command_status
+            self._count(status)
             if status in _LOAD_REFUSALS:
                 refused = status
                 pause = self._limiter.throttled(loop.time())
                 if loop.time() + pause >= deadline:
+                    self._parts.inc()
                     return SubmitOutcome(status, None)
                 continue
             self._limiter.succeeded()
+            self._parts.inc()
             message_id = response.body.get("message_id")
             return SubmitOutcome(
                 status, message_id if isinstance(message_id, str) and message_id else None
@@ -289,8 +306,15 @@ class Connector:
 
     # --- internals -----------------------------------------------------------------------
 
+    def _count(self, status: int) -> None:
+        if status == 0:
+            self._accepted.inc()
+        else:
+            metrics.SUBMIT_SM.labels(self.config.name, metrics.status_hex(status)).inc()
+
     def _give_up(self, refused: int | None, reason: str) -> SubmitOutcome:
         if refused is not None:
+            self._parts.inc()
             return SubmitOutcome(refused, None)
         raise SubmitUnavailable(f"{self.config.name}: {reason} not met within the timeout")
 

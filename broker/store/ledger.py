@@ -18,6 +18,7 @@ from uuid import UUID
 
 import asyncpg
 
+from broker import metrics
 from broker.store import Db
 
 
@@ -45,7 +46,8 @@ SELECT balance FROM moved
 
 # The ledger's unique index on (message_id) for refunds makes this safe to run twice: only
 # refunds actually written move a balance. A failed message and a canceled one (scheduled,
-# canceled before it was due) get their cost back alike.
+# canceled before it was due) get their cost back alike. Returns each account's refund, so
+# the refunded credits are counted exactly.
 REFUND_FAILED = """
 WITH r AS (
     INSERT INTO ledger (account_id, amount, reason, message_id)
@@ -57,6 +59,7 @@ WITH r AS (
 UPDATE accounts a SET balance = a.balance + s.total
   FROM (SELECT account_id, sum(amount) AS total FROM r GROUP BY account_id) s
  WHERE a.id = s.account_id
+RETURNING s.total
 """
 
 #: Each account's batch total in one statement; an account whose balance cannot cover it is
@@ -107,10 +110,15 @@ async def credit(conn: asyncpg.Connection, account_id: UUID, amount: Decimal) ->
     return balance
 
 
-async def refund_failed(db: Db, message_ids: list[UUID]) -> None:
-    """Give a failed (or canceled) message's cost back, once however often this runs for it."""
-    if message_ids:
-        await db.execute(REFUND_FAILED, message_ids)
+async def refund_failed(db: Db, message_ids: list[UUID]) -> Decimal:
+    """Give a failed (or canceled) message's cost back, once however often this runs for it;
+    the credits given back by this call."""
+    if not message_ids:
+        return Decimal(0)
+    rows = await db.fetch(REFUND_FAILED, message_ids)
+    total = sum((r["total"] for r in rows), Decimal(0))
+    metrics.count_credits(metrics.CREDITS_REFUNDED, total)
+    return total
 
 
 class Chargeable(Protocol):
@@ -165,6 +173,7 @@ async def charge(conn: asyncpg.Connection, messages: Sequence[Chargeable]) -> li
         [m.cost for m in charged],
         [m.id for m in charged],
     )
+    metrics.count_credits(metrics.CREDITS_CHARGED, sum((m.cost for m in charged), Decimal(0)))
     return unfunded
 
 

@@ -14,15 +14,18 @@ from uuid import UUID
 import asyncpg
 
 from broker.status import PartStatus
+from broker.store import Db
 from broker.store.messages import status_returning
 
-#: Final receipts onto parts still sent, matched by the carrier account (scope) and its id.
+#: Final receipts onto parts still sent, matched by the carrier account (scope) and its id;
+#: with the connector each part went out on and the seconds since its submit (the metrics).
 UPDATE_PARTS = """
 UPDATE message_parts p SET status = u.status, error_code = u.error, done_at = now()
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
        AS u(scope, carrier_id, status, error)
  WHERE p.scope = u.scope AND p.carrier_id = u.carrier_id AND p.status = 'sent'
-RETURNING p.message_id, u.scope, u.carrier_id
+RETURNING p.message_id, u.scope, u.carrier_id, p.connector,
+          extract(epoch FROM now() - p.submitted_at)::float8 AS latency
 """
 
 #: Final receipts for parts that are final already: the part keeps its first outcome; one that
@@ -120,7 +123,8 @@ async def update_parts(
     statuses: Sequence[PartStatus],
     errors: Sequence[str | None],
 ) -> list[asyncpg.Record]:
-    """Apply final receipts to parts still sent: (message_id, scope, carrier_id) of each."""
+    """Apply final receipts to parts still sent: (message_id, scope, carrier_id, connector,
+    latency) of each."""
     return list(await conn.fetch(UPDATE_PARTS, scopes, carrier_ids, statuses, errors))
 
 
@@ -143,9 +147,10 @@ async def park(
     carrier_ids: Sequence[str],
     states: Sequence[str],
     errors: Sequence[str | None],
-) -> None:
-    """Keep receipts (their raw state) whose part is not recorded yet."""
-    await conn.execute(PARK, scopes, carrier_ids, states, errors)
+) -> int:
+    """Keep receipts (their raw state) whose part is not recorded yet; how many were new."""
+    done = await conn.execute(PARK, scopes, carrier_ids, states, errors)
+    return int(done.rsplit(" ", 1)[-1])
 
 
 async def settle_messages(
@@ -158,6 +163,14 @@ async def settle_messages(
 async def matched_pending(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     """Up to 1000 parked receipts (scope, carrier_id, state, error) whose part now exists."""
     return list(await conn.fetch(MATCHED_PENDING))
+
+
+#: Receipts parked now: how far matching lags (an operator's gauge).
+COUNT_PENDING = "SELECT count(*) FROM pending_receipts"
+
+
+async def count_pending(db: Db) -> int:
+    return int(await db.fetchval(COUNT_PENDING))
 
 
 async def drop_pending(
