@@ -279,8 +279,16 @@ CHANNEL_KINDS = {"sms": "smpp", "whatsapp": "whatsapp"}
 
 
 async def add_route(
-    conn: asyncpg.Connection, prefix: str, connector: str, price: Decimal, channel: str = "sms"
+    conn: asyncpg.Connection,
+    prefix: str,
+    connector: str,
+    price: Decimal,
+    channel: str = "sms",
+    *,
+    failover: tuple[int, int] | None = None,
 ) -> int:
+    """The prefix's only route, or (``failover`` = (priority, weight)) one of its connectors
+    beside the others: tried by priority, lower first, shared by weight within one."""
     prefix = prefix.lstrip("+")
     if not re.fullmatch(r"[0-9]{0,15}", prefix):
         raise InputError("prefix must be up to 15 digits (empty: default route)", field="prefix")
@@ -294,7 +302,9 @@ async def add_route(
             f"connector {connector!r} is a {kind} connector: it cannot carry the {channel} channel",
             field="channel",
         )
-    return await connectors_db.put_route(conn, prefix, connector, price, channel)
+    if failover is not None and not (0 <= failover[0] <= 1000 and 1 <= failover[1] <= 1000):
+        raise InputError("priority must be 0–1000 and weight 1–1000", field="priority")
+    return await connectors_db.put_route(conn, prefix, connector, price, channel, failover=failover)
 
 
 async def add_number(conn: asyncpg.Connection, account_id: UUID, number: str, keyword: str) -> None:

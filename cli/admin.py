@@ -1,4 +1,4 @@
-"""Operator commands: migrate, account, connector, route, number."""
+"""Operator commands: migrate, account, number (connectors and routes: cli.connectors)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from broker.config import Settings
 from broker.errors import BrokerError, InputError
 from broker.migrate import migrate
 from broker.store.accounts import AccountRow
-from broker.store.connectors import WhatsAppSpec
 from cli.common import EXIT_OK, account_id, emit, fail, json_flag, with_db
 
 
@@ -65,64 +64,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("amount")
     json_flag(p)
     p.set_defaults(func=cmd_account_credit)
-
-    conn = sub.add_parser("connector", help="SMPP connectors").add_subparsers(
-        dest="action", required=True
-    )
-    p = conn.add_parser(
-        "add",
-        help="add an SMPP connector to a carrier, or a WhatsApp Cloud API number",
-        description="--kind smpp (default) needs --host, --port, --system-id, --password;"
-        " --kind whatsapp needs --url (the API base up to its version, e.g."
-        " https://graph.facebook.com/v21.0), --phone-number-id, --token, --app-secret and"
-        " --verify-token. Its status and inbound webhooks are POSTed by Meta to"
-        " /webhooks/whatsapp/NAME on the API.",
-    )
-    p.add_argument("name")
-    p.add_argument("--kind", choices=("smpp", "whatsapp"), default="smpp")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("--system-id")
-    p.add_argument("--password")
-    p.add_argument("--url", help="whatsapp: the Cloud API base URL, up to the version")
-    p.add_argument("--phone-number-id", help="whatsapp: the sending number's id")
-    p.add_argument("--token", help="whatsapp: the access token (Bearer)")
-    p.add_argument("--app-secret", help="whatsapp: the app secret that signs webhooks")
-    p.add_argument("--verify-token", help="whatsapp: what Meta's webhook verification presents")
-    p.add_argument("--system-type", default="")
-    p.add_argument("--binds", type=int, default=1)
-    p.add_argument("--window", type=int, default=10, help="submit_sm in flight per bind")
-    p.add_argument("--tps", type=float, default=None, help="messages per second (default: no cap)")
-    p.add_argument("--bind-mode", choices=("trx", "tx_rx"), default="trx")
-    p.add_argument(
-        "--dlr-id-format",
-        choices=("as-is", "hex", "dec"),
-        default="as-is",
-        help="how the carrier writes a message's id: as-is (the same text in submit_sm_resp"
-        " and receipts), hex (hex in submit_sm_resp, decimal in receipts), dec (decimal in"
-        " submit_sm_resp, hex in receipts). Whatever is set, a receipt matching no message is"
-        " also tried in the other base before it is parked (ids of 6+ characters).",
-    )
-    p.add_argument("--long-mode", choices=("udh8", "udh16", "sar", "payload"), default="udh8")
-    p.add_argument("--gsm7-packed", action="store_true", help="pack GSM7 septets on the wire")
-    json_flag(p)
-    p.set_defaults(func=cmd_connector_add)
-
-    route = sub.add_parser("route", help="routes by number prefix").add_subparsers(
-        dest="action", required=True
-    )
-    p = route.add_parser("add", help="route a prefix (empty: default route) to a connector")
-    p.add_argument("--prefix", required=True, help="digits of the E.164 number; '' for default")
-    p.add_argument("--connector", required=True)
-    p.add_argument("--price", default="1", help="credits per segment (default 1)")
-    p.add_argument(
-        "--channel",
-        choices=("sms", "whatsapp"),
-        default="sms",
-        help="the channel routed (whatsapp: to a whatsapp connector, priced per message)",
-    )
-    json_flag(p)
-    p.set_defaults(func=cmd_route_add)
 
     num = sub.add_parser("number", help="inbound numbers").add_subparsers(
         dest="action", required=True
@@ -232,71 +173,6 @@ def cmd_account_credit(args: argparse.Namespace) -> int:
         lambda conn: accounts.credit_account(conn, args.account, amount),
         lambda balance: emit(
             args.json, {"id": args.account, "balance": balance}, f"balance: {balance}"
-        ),
-    )
-
-
-SMPP_REQUIRED = ("host", "port", "system_id", "password")
-WHATSAPP_REQUIRED = ("url", "phone_number_id", "token", "app_secret", "verify_token")
-
-
-def cmd_connector_add(args: argparse.Namespace) -> int:
-    needed = SMPP_REQUIRED if args.kind == "smpp" else WHATSAPP_REQUIRED
-    missing = [f"--{n.replace('_', '-')}" for n in needed if getattr(args, n) is None]
-    if missing:
-        return fail(InputError(f"a {args.kind} connector needs {', '.join(missing)}"), args.json)
-    if args.kind == "whatsapp":
-        spec = WhatsAppSpec(
-            args.name, args.url, args.phone_number_id, args.token, args.app_secret,
-            args.verify_token,
-        )  # fmt: skip
-        return with_db(
-            args.json,
-            lambda conn: accounts.add_whatsapp_connector(conn, spec),
-            lambda _: emit(args.json, {"name": args.name}, f"connector {args.name} added"),
-        )
-    values = {
-        "name": args.name,
-        "host": args.host,
-        "port": args.port,
-        "system_id": args.system_id,
-        "password": args.password,
-        "system_type": args.system_type,
-        "binds": args.binds,
-        "window_size": args.window,
-        "tps": args.tps,
-        "bind_mode": args.bind_mode,
-        "dlr_id_format": args.dlr_id_format,
-        "long_mode": args.long_mode,
-        "gsm7_packed": args.gsm7_packed,
-    }
-    return with_db(
-        args.json,
-        lambda conn: accounts.add_connector(conn, values),
-        lambda _: emit(args.json, {"name": args.name}, f"connector {args.name} added"),
-    )
-
-
-def cmd_route_add(args: argparse.Namespace) -> int:
-    try:
-        price = accounts.parse_amount(args.price, field="price", allow_negative=False)
-    except InputError as exc:
-        return fail(exc, args.json)
-    return with_db(
-        args.json,
-        lambda conn: accounts.add_route(conn, args.prefix, args.connector, price, args.channel),
-        lambda route_id: emit(
-            args.json,
-            {
-                "id": route_id,
-                "prefix": args.prefix,
-                "connector": args.connector,
-                "price": price,
-                "channel": args.channel,
-            },
-            ("whatsapp " if args.channel == "whatsapp" else "")
-            + f"route {args.prefix or '(default)'} -> {args.connector} at {price}"
-            + ("/message" if args.channel == "whatsapp" else "/segment"),
         ),
     )
 

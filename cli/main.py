@@ -17,6 +17,7 @@ from broker.logs import configure_logging
 
 COMMAND_MODULES: tuple[str, ...] = (
     "cli.admin",
+    "cli.connectors",
     "cli.keys",
     "cli.senders",
     "cli.contacts",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from broker.long_mode import LongMode
 from broker.notify import publish_events, status_events
 from broker.queue_messages import NotDecodable, SubmitJob, decode
 from broker.queues import SUBMIT_CHUNK, Amqp
+from broker.routing import RouteTable
 from broker.smpp.connector import (
     Connector,
     ConnectorConfig,
@@ -47,6 +49,9 @@ log = structlog.get_logger(__name__)
 
 #: Refusals worth another try later rather than a failed message.
 TEMPORARY_STATUSES = frozenset({Status.ESME_RTHROTTLED, Status.ESME_RMSGQFUL})
+#: Refusals that are the connector's, not the message's: the connector is out, its messages
+#: go to the next route.
+CONNECTOR_STATUSES = frozenset({Status.ESME_RSYSERR, Status.ESME_RINVBNDSTS})
 #: Pause before messages the carrier could not take yet go back to the queue.
 RETRY_PAUSE = 2.0
 
@@ -59,6 +64,8 @@ class Outcomes:
     sent: list[UUID] = field(default_factory=list)
     failed: dict[UUID, tuple[str, str]] = field(default_factory=dict)
     retry: list[UUID] = field(default_factory=list)
+    #: Refused by the connector itself (not for the message): for another connector.
+    handover: list[UUID] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class ConnectorRuntime:
     prefetch: int
     #: How long one part may wait for a bind, window room and its TPS slot.
     submit_timeout: float
+    #: Seconds with no bind up before the connector counts as out.
+    failover_after: float = 30.0
 
     @classmethod
     def from_row(cls, row: asyncpg.Record, on_deliver: DeliverHandler) -> ConnectorRuntime:
@@ -84,6 +93,7 @@ class ConnectorRuntime:
             LongMode(row["long_mode"], row["gsm7_packed"]),
             prefetch,
             timeout,
+            float(row["failover_after"]),
         )
 
 
@@ -124,6 +134,13 @@ class SubmitWorker:
         self.runtimes: dict[str, ConnectorRuntime] = {}
         self.consumers: dict[str, Consumer] = {}
         self.leases = BindLeases(pool, amqp.names.prefix, ttl=lease_ttl, every=lease_every)
+        self.routes = RouteTable()
+        #: Each connector's settings as bound: a change rebinds it.
+        self._settings: dict[str, tuple[object, ...]] = {}
+        #: Since when a connector this process holds slots of has had no bind up.
+        self._unbound_since: dict[str, float] = {}
+        #: Connectors out (connector_outages), as last read: their messages go elsewhere.
+        self._out: set[str] = set()
         self._refresh_every = refresh_every
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -164,12 +181,15 @@ class SubmitWorker:
                 )
 
     async def refresh_connectors(self) -> None:
-        """Take up SMPP connectors added since the last look (a WhatsApp connector's queue is
-        the whatsapp role's: workers.whatsapp_sender); their binds open once a slot of theirs
-        is leased (lease_round)."""
-        rows = await connectors.all_rows(self.pool)
-        for row in rows:
-            name = row["name"]
+        """Take up SMPP connectors added (or enabled) since the last look, rebind those whose
+        settings changed, and let go of those disabled or removed (a WhatsApp connector's queue
+        is the whatsapp role's: workers.whatsapp_sender); binds open once a slot of theirs is
+        leased (lease_round)."""
+        rows = {row["name"]: row for row in await connectors.all_rows(self.pool)}
+        for name in list(self.runtimes):
+            if name not in rows or tuple(rows[name]) != self._settings.get(name):
+                await self._drop(name)
+        for name, row in rows.items():
             if name in self.runtimes:
                 continue
             runtime = ConnectorRuntime.from_row(row, self.forwarder.on_deliver)
@@ -177,7 +197,19 @@ class SubmitWorker:
             self.forwarder.scopes[name] = row["scope"]
             await runtime.connector.start(slots=())
             self.runtimes[name] = runtime
+            self._settings[name] = tuple(row)
             log.info("connector taken up", connector=name)
+
+    async def _drop(self, name: str) -> None:
+        """Stop consuming and unbind a connector disabled, removed or changed."""
+        consumer = self.consumers.pop(name, None)
+        if consumer is not None:
+            await consumer.stop()
+        runtime = self.runtimes.pop(name)
+        self._settings.pop(name, None)
+        self._unbound_since.pop(name, None)
+        await runtime.connector.close()
+        log.info("connector let go (disabled, removed or changed)", connector=name)
 
     async def lease_round(self) -> None:
         """Renew this process's bind slots, give back and take what the fair share says, and
@@ -196,6 +228,35 @@ class SubmitWorker:
             raise
         for name in self.runtimes:
             await self._use(name, held.get(name, set()))
+        await self._watch_outages()
+
+    async def _watch_outages(self) -> None:
+        """A connector whose slots this process holds, with no bind up for its failover_after
+        seconds, is out: routes pass it over. It is in again once a bind is up and it has been
+        out for failover_after seconds (a connector that refused as a connector gets that long
+        before it is tried again)."""
+        now = time.monotonic()
+        out = await connectors.outages(self.pool)
+        self._out = set(out)
+        for runtime_name, runtime in self.runtimes.items():
+            runtime.connector.set_out(runtime_name in out)
+        for name, runtime in self.runtimes.items():
+            connector = runtime.connector
+            if connector.bound_count > 0 or not connector.slots:
+                self._unbound_since.pop(name, None)
+                back = connector.bound_count > 0 and out.get(name, 0.0) >= runtime.failover_after
+                if back and await connectors.mark_back(self.pool, name):
+                    log.info("connector back in", connector=name)
+                    self._out.discard(name)
+                    connector.set_out(False)
+                continue
+            since = self._unbound_since.setdefault(name, now)
+            if now - since >= runtime.failover_after and name not in out:
+                reason = f"no bind up for {runtime.failover_after:g} s"
+                if await connectors.mark_out(self.pool, name, reason):
+                    log.warning("connector out: routes pass it over", connector=name, reason=reason)
+                self._out.add(name)
+                connector.set_out(True)
 
     async def _give_back(self, name: str, slots: set[int]) -> None:
         runtime = self.runtimes.get(name)
@@ -251,6 +312,12 @@ class SubmitWorker:
         take_back = bool(message.redelivered or job.retry or attempt > 1)
         claimed = await store.claim(self.pool, ids, take_back)
         outcomes = Outcomes()
+        if name in self._out:
+            # Out: what no part of went out yet goes to the next route now.
+            fresh = [r for r in claimed if not r["done"]]
+            left = await self._hand_over(name, claimed, [r["id"] for r in fresh], "is out")
+            kept = {r["id"] for r in fresh} - set(left)
+            claimed = [r for r in claimed if r["id"] not in kept]
         await asyncio.gather(
             *(
                 self._submit_message(runtime, row, outcomes, job.plain_bodies.get(row["id"]))
@@ -258,6 +325,13 @@ class SubmitWorker:
             )
         )
         failed_rows = await self._record(name, outcomes)
+        if outcomes.handover:
+            reason = "refused submit_sm with a connector error"
+            if await connectors.mark_out(self.pool, name, reason):
+                log.warning("connector out: routes pass it over", connector=name, reason=reason)
+            self._out.add(name)
+            runtime.connector.set_out(True)
+            outcomes.retry += await self._hand_over(name, claimed, outcomes.handover, reason)
         if outcomes.retry:
             log.info(
                 "messages requeued: carrier busy or no bind",
@@ -311,7 +385,7 @@ class SubmitWorker:
             return_exceptions=True,
         )
         refusal: tuple[str, str] | None = None
-        temporary = False
+        temporary = refused_by_connector = accepted = False
         for (seq, _), result in zip(todo, results, strict=True):
             if isinstance(result, SubmitUnavailable):
                 temporary = True
@@ -321,15 +395,48 @@ class SubmitWorker:
                 refusal = ("INVALID_MESSAGE", f"part {seq} cannot be encoded: {result.message}")
             elif isinstance(result, BaseException):
                 raise result
+            elif result.command_status in CONNECTOR_STATUSES:
+                refused_by_connector = True
             else:
                 refusal = self._part(runtime, mid, seq, result, out) or refusal
                 temporary = temporary or result.command_status in TEMPORARY_STATUSES
+                accepted = accepted or result.command_status == 0
         if refusal is not None:
             out.failed[mid] = refusal
-        elif temporary:
+        elif refused_by_connector and not done and not accepted:
+            out.handover.append(mid)
+        elif temporary or refused_by_connector:
             out.retry.append(mid)
         else:
             out.sent.append(mid)
+
+    async def _hand_over(
+        self, name: str, claimed: list[asyncpg.Record], ids: list[UUID], reason: str
+    ) -> list[UUID]:
+        """Give messages of a connector that is out to the next route of each number; the
+        ids no other connector can carry (they stay, to be retried here)."""
+        if not ids:
+            return []
+        await self.routes.refresh(self.pool, force=True)
+        rows = {r["id"]: r for r in claimed}
+        moves: dict[UUID, str] = {}
+        for mid in ids:
+            row = rows[mid]
+            route = self.routes.match(row["to_number"], row["channel"], avoid=frozenset({name}))
+            if route is not None:
+                moves[mid] = route.connector
+        moved = await store.hand_over(self.pool, moves, f"{name} {reason}")
+        by_connector: dict[str, list[UUID]] = {}
+        for mid, connector in moved:
+            by_connector.setdefault(connector, []).append(mid)
+        for connector, chunk in by_connector.items():
+            await self.amqp.declare(self.amqp.names.submit(connector))
+            await self.amqp.publish(
+                self.amqp.names.submit(connector), SubmitJob(ids=chunk, retry=True)
+            )
+            log.info("messages handed over", connector=name, to=connector, count=len(chunk))
+        done = {mid for mid, _ in moved}
+        return [mid for mid in ids if mid not in done]
 
     def _part(
         self, runtime: ConnectorRuntime, mid: UUID, seq: int, result: SubmitOutcome, out: Outcomes

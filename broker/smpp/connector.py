@@ -166,6 +166,8 @@ class Connector:
         self._slot_clients: dict[int, list[SmppClient]] = {}
         #: Slots being given up: their supervisors must not reconnect.
         self._released: set[int] = set()
+        #: Out (routes pass it over): a submit waiting for a bind gives up at once.
+        self._out = False
         self._limiter = RateLimiter(config.tps)
         self._changed = asyncio.Event()
         self._next = 0
@@ -318,6 +320,13 @@ class Connector:
             return SubmitOutcome(refused, None)
         raise SubmitUnavailable(f"{self.config.name}: {reason} not met within the timeout")
 
+    def set_out(self, out: bool) -> None:
+        """Out: submits that would wait for a bind give up at once (SubmitUnavailable), so
+        their messages can go to another connector instead of waiting here."""
+        if out != self._out:
+            self._out = out
+            self._notify()
+
     def _usable(self) -> list[SmppClient]:
         return [client for client in self._transmitters if client.can_transmit]
 
@@ -338,6 +347,8 @@ class Connector:
                     if client.load < best.load:
                         best = client
                 return best
+            if self._out:
+                raise SubmitUnavailable(f"{self.config.name}: out, and no bound session")
             if not await self._wait_change(deadline - loop.time()):
                 raise SubmitUnavailable(f"{self.config.name}: no bound session within the timeout")
 

@@ -46,18 +46,48 @@ INSERT_OR_REPOINT = INSERT_CONNECTOR + " ON CONFLICT (name) DO UPDATE SET port =
 
 CONNECTOR_EXISTS = "SELECT true FROM connectors WHERE name = $1"
 
-#: A route per prefix and channel: adding one for a prefix that has a route replaces it.
-UPSERT_ROUTE = """
-INSERT INTO routes (prefix, connector, price, channel) VALUES ($1, $2, $3, $4)
-ON CONFLICT (prefix, channel) DO UPDATE SET connector = EXCLUDED.connector,
-                                            price = EXCLUDED.price
+#: The only route of a prefix and channel: the connectors it named before are dropped.
+REPLACE_ROUTE = """
+WITH dropped AS (
+    DELETE FROM routes WHERE prefix = $1 AND channel = $4 AND connector <> $2
+)
+INSERT INTO routes (prefix, connector, price, channel, priority, weight)
+VALUES ($1, $2, $3, $4, 0, 1)
+ON CONFLICT (prefix, channel, connector) DO UPDATE
+   SET price = EXCLUDED.price, priority = 0, weight = 1
+RETURNING id
+"""
+
+#: One connector of a prefix's routes, beside the others (failover by priority, weight).
+PUT_ROUTE_ENTRY = """
+INSERT INTO routes (prefix, connector, price, channel, priority, weight)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (prefix, channel, connector) DO UPDATE
+   SET price = EXCLUDED.price, priority = EXCLUDED.priority, weight = EXCLUDED.weight
 RETURNING id
 """
 
 INSERT_ROUTE_IF_ABSENT = """
-INSERT INTO routes (prefix, connector, price) VALUES ($1, $2, $3)
-ON CONFLICT (prefix, channel) DO NOTHING
+INSERT INTO routes (prefix, connector, price)
+SELECT $1, $2, $3
+ WHERE NOT EXISTS (SELECT 1 FROM routes WHERE prefix = $1 AND channel = 'sms')
+ON CONFLICT DO NOTHING
 RETURNING id
+"""
+
+#: Routes of a channel's prefix removed (one connector's, or all).
+REMOVE_ROUTE = """
+DELETE FROM routes
+ WHERE prefix = $1 AND channel = $2 AND ($3::text IS NULL OR connector = $3)
+RETURNING id
+"""
+
+ROUTE_LIST = """
+SELECT r.prefix, r.channel, r.connector, r.price, r.priority, r.weight, c.enabled,
+       o.since AS out_since, o.reason AS out_reason
+  FROM routes r JOIN connectors c ON c.name = r.connector
+  LEFT JOIN connector_outages o ON o.connector = r.connector
+ ORDER BY r.channel, r.prefix, r.priority, r.connector
 """
 
 INSERT_WHATSAPP = """
@@ -78,14 +108,52 @@ SELECT name, wa_url, wa_phone_number_id, wa_token, wa_app_secret, wa_verify_toke
   FROM connectors WHERE kind = 'whatsapp' AND name = $1
 """
 
-#: Every SMPP connector with all its settings, as the submit worker binds them.
-ALL_CONNECTORS = "SELECT * FROM connectors WHERE kind = 'smpp' ORDER BY name"
+#: Every enabled SMPP connector with all its settings, as the submit worker binds them.
+ALL_CONNECTORS = "SELECT * FROM connectors WHERE kind = 'smpp' AND enabled ORDER BY name"
 
-#: Every route with its connector's long-message settings (what a text costs in parts).
-ROUTES_WITH_MODES = """
-SELECT r.prefix, r.connector, r.price, c.long_mode, c.gsm7_packed, r.channel
-  FROM routes r JOIN connectors c ON c.name = r.connector
+#: The operator's view: settings (never a password or token), state, and binds leased now.
+CONNECTOR_LIST = """
+SELECT c.name, c.kind, c.host, c.port, c.system_id, c.binds, c.window_size, c.tps,
+       c.bind_mode, c.dlr_id_format, c.long_mode, c.enabled, c.failover_after,
+       o.since AS out_since, o.reason AS out_reason,
+       (SELECT count(*) FROM bind_leases b
+         WHERE b.connector = c.name AND b.expires_at > now()) AS slots_leased
+  FROM connectors c LEFT JOIN connector_outages o ON o.connector = c.name
+ ORDER BY c.name
 """
+
+#: Settings changed in place ($2.. NULL: unchanged); no row: no such connector.
+UPDATE_CONNECTOR = """
+UPDATE connectors SET
+    host = coalesce($2, host), port = coalesce($3, port), system_id = coalesce($4, system_id),
+    password = coalesce($5, password), binds = coalesce($6, binds),
+    window_size = coalesce($7, window_size),
+    tps = CASE WHEN $8::boolean THEN $9::numeric ELSE tps END,
+    dlr_id_format = coalesce($10, dlr_id_format), long_mode = coalesce($11, long_mode),
+    failover_after = coalesce($12, failover_after), enabled = coalesce($13, enabled)
+ WHERE name = $1
+RETURNING name
+"""
+
+#: Every route of an enabled connector, with the connector's long-message settings (what a
+#: text costs in parts) and whether it is out now.
+ROUTES_WITH_MODES = """
+SELECT r.prefix, r.connector, r.price, c.long_mode, c.gsm7_packed, r.channel, r.priority,
+       r.weight, o.connector IS NOT NULL AS out
+  FROM routes r JOIN connectors c ON c.name = r.connector
+  LEFT JOIN connector_outages o ON o.connector = r.connector
+ WHERE c.enabled
+"""
+
+#: A connector out (first report wins: `since` is when it went out).
+MARK_OUT = """
+INSERT INTO connector_outages (connector, reason) VALUES ($1, $2)
+ON CONFLICT (connector) DO NOTHING
+RETURNING since
+"""
+MARK_BACK = "DELETE FROM connector_outages WHERE connector = $1 RETURNING since"
+#: Each connector out, and for how many seconds.
+OUTAGES = "SELECT connector, extract(epoch FROM now() - since) AS seconds FROM connector_outages"
 
 
 async def insert(db: Db, spec: ConnectorSpec) -> None:
@@ -108,10 +176,45 @@ async def all_rows(db: Db) -> list[asyncpg.Record]:
 
 
 async def put_route(
-    db: Db, prefix: str, connector: str, price: Decimal, channel: str = "sms"
+    db: Db,
+    prefix: str,
+    connector: str,
+    price: Decimal,
+    channel: str = "sms",
+    *,
+    failover: tuple[int, int] | None = None,
 ) -> int:
-    route_id: int = await db.fetchval(UPSERT_ROUTE, prefix, connector, price, channel)
+    """The prefix's only route (``failover`` None), or one of its connectors with
+    ``failover`` = (priority, weight) beside the others."""
+    if failover is None:
+        route_id: int = await db.fetchval(REPLACE_ROUTE, prefix, connector, price, channel)
+    else:
+        route_id = await db.fetchval(PUT_ROUTE_ENTRY, prefix, connector, price, channel, *failover)
     return route_id
+
+
+async def remove_route(db: Db, prefix: str, channel: str, connector: str | None) -> int:
+    """How many routes were removed."""
+    return len(await db.fetch(REMOVE_ROUTE, prefix, channel, connector))
+
+
+async def route_list(db: Db) -> list[asyncpg.Record]:
+    return list(await db.fetch(ROUTE_LIST))
+
+
+async def mark_out(db: Db, connector: str, reason: str) -> bool:
+    """True if this report put the connector out (it was not already)."""
+    return await db.fetchval(MARK_OUT, connector, reason[:500]) is not None
+
+
+async def outages(db: Db) -> dict[str, float]:
+    """Connectors out now, and for how many seconds."""
+    return {r["connector"]: float(r["seconds"]) for r in await db.fetch(OUTAGES)}
+
+
+async def mark_back(db: Db, connector: str) -> bool:
+    """True if the connector was out."""
+    return await db.fetchval(MARK_BACK, connector) is not None
 
 
 async def add_route_if_absent(db: Db, prefix: str, connector: str, price: Decimal) -> int | None:
@@ -128,13 +231,24 @@ class RouteRow:
     long_mode: str
     gsm7_packed: bool
     channel: str = "sms"
+    priority: int = 0
+    weight: int = 1
+    out: bool = False
 
 
 async def routes(db: Db) -> list[RouteRow]:
     rows: list[asyncpg.Record] = await db.fetch(ROUTES_WITH_MODES)
     return [
         RouteRow(
-            r["prefix"], r["connector"], r["price"], r["long_mode"], r["gsm7_packed"], r["channel"]
+            r["prefix"],
+            r["connector"],
+            r["price"],
+            r["long_mode"],
+            r["gsm7_packed"],
+            r["channel"],
+            r["priority"],
+            r["weight"],
+            r["out"],
         )
         for r in rows
     ]
@@ -199,3 +313,32 @@ async def whatsapp_connectors(db: Db) -> list[WhatsAppConnector]:
 async def whatsapp_connector(db: Db, name: str) -> WhatsAppConnector | None:
     row = await db.fetchrow(WHATSAPP_CONNECTOR, name)
     return _whatsapp(row) if row is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorChange:
+    """What `connector update` changes (None: left as it is); ``tps`` is set when ``set_tps``
+    (None then means no cap)."""
+
+    host: str | None = None
+    port: int | None = None
+    system_id: str | None = None
+    password: str | None = None
+    binds: int | None = None
+    window_size: int | None = None
+    set_tps: bool = False
+    tps: float | None = None
+    dlr_id_format: str | None = None
+    long_mode: str | None = None
+    failover_after: int | None = None
+    enabled: bool | None = None
+
+
+async def update(db: Db, name: str, change: ConnectorChange) -> bool:
+    """False: no such connector. Raises CheckViolationError for a value the schema refuses."""
+    found = await db.fetchval(UPDATE_CONNECTOR, name, *astuple(change))
+    return found is not None
+
+
+async def listing(db: Db) -> list[asyncpg.Record]:
+    return list(await db.fetch(CONNECTOR_LIST))

@@ -294,13 +294,29 @@ WITH claimed AS (
      WHERE id = ANY($1::uuid[])
        AND (status = 'queued' OR ($2 AND status = 'sending')
             OR (status = 'scheduled' AND scheduled_at <= now()))
-    RETURNING id, to_number, sender, body, created_at, expires_at,
+    RETURNING id, to_number, sender, body, created_at, expires_at, channel,
               coalesce(scheduled_at, created_at) AS due_at,
               ARRAY(SELECT seq FROM message_parts p WHERE p.message_id = messages.id) AS done
 ), history AS (
     INSERT INTO message_events (message_id, status) SELECT id, 'sending' FROM claimed
 )
 SELECT * FROM claimed
+"""
+
+#: Messages (claimed, 'sending', no part accepted) given to another connector: its submit
+#: worker takes them back from 'sending' (a retry job); charged as they were.
+HAND_OVER = """
+WITH moved AS (
+    UPDATE messages m SET connector = u.connector, updated_at = now()
+      FROM unnest($1::uuid[], $2::text[]) AS u(id, connector)
+     WHERE m.id = u.id AND m.status = 'sending'
+       AND NOT EXISTS (SELECT 1 FROM message_parts p WHERE p.message_id = m.id)
+    RETURNING m.id, u.connector
+), history AS (
+    INSERT INTO message_events (message_id, status, detail)
+    SELECT id, 'sending', 'handed over to ' || connector || ': ' || $3 FROM moved
+)
+SELECT id, connector FROM moved
 """
 
 INSERT_PARTS = """
@@ -363,3 +379,13 @@ async def mark_failed(
     rows = await conn.fetch(MARK_FAILED, ids, [failed[i][0] for i in ids], texts)
     await add_history(conn, ids, [MessageStatus.FAILED] * len(ids), texts)
     return list(rows)
+
+
+async def hand_over(
+    db: Db, moves: Mapping[UUID, str], reason: str
+) -> list[tuple[UUID, str]]:
+    """Give claimed messages to other connectors; (id, connector) of each one moved."""
+    if not moves:
+        return []
+    rows = await db.fetch(HAND_OVER, list(moves), list(moves.values()), reason)
+    return [(r["id"], r["connector"]) for r in rows]
