@@ -9,7 +9,8 @@ from typing import Any
 
 MESSAGE_COLUMNS = (
     "id, account_id, batch_id, to_number, sender, encoding, segments, status, cost, client_ref,"
-    " error_code, error_text, created_at, updated_at, sent_at, done_at, scheduled_at, expires_at"
+    " error_code, error_text, created_at, updated_at, sent_at, done_at, scheduled_at, expires_at,"
+    " channel"
 )
 
 
@@ -32,6 +33,7 @@ def message_resource(row: Mapping[str, Any]) -> dict[str, Any]:
         "batch_id": str(row["batch_id"]) if row["batch_id"] else None,
         "to": row["to_number"],
         "from": row["sender"],
+        "channel": row["channel"],
         "status": row["status"],
         "encoding": row["encoding"],
         "segments": row["segments"],

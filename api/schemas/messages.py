@@ -270,6 +270,7 @@ class Message(BaseModel):
     batch_id: UUID | None
     to: str
     sender: str | None = Field(alias="from")
+    channel: Literal["sms", "whatsapp"] = "sms"
     status: Status
     encoding: EncodingName
     segments: int
