@@ -159,6 +159,7 @@ def cmd_connector_add(args: argparse.Namespace) -> int:
         "long_mode": args.long_mode,
         "gsm7_packed": args.gsm7_packed,
     }
+
     async def add(conn: Any) -> None:
         async with conn.transaction():
             await accounts.add_connector(conn, values)

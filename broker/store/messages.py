@@ -381,9 +381,7 @@ async def mark_failed(
     return list(rows)
 
 
-async def hand_over(
-    db: Db, moves: Mapping[UUID, str], reason: str
-) -> list[tuple[UUID, str]]:
+async def hand_over(db: Db, moves: Mapping[UUID, str], reason: str) -> list[tuple[UUID, str]]:
     """Give claimed messages to other connectors; (id, connector) of each one moved."""
     if not moves:
         return []
