@@ -28,13 +28,16 @@ FIELDS = {"id", "name", "body", "variables", "created_at", "updated_at"}
 
 
 @pytest.fixture(scope="module")
-async def route(pool: asyncpg.Pool) -> str:
-    """A connector with a priced route for PREFIX, made before the API first reads routes."""
+async def route(pool: asyncpg.Pool) -> AsyncIterator[str]:
+    """A connector with a priced route for PREFIX, made before the API first reads routes,
+    and taken away afterwards (later modules send to numbers under PREFIX)."""
     name = f"tpl-{uuid.uuid4().hex[:6]}"
     await add_connector(pool, name, 1)
     async with pool.acquire() as conn:
         await accounts.add_route(conn, PREFIX, name, PRICE)
-    return name
+    yield name
+    await pool.execute("DELETE FROM routes WHERE connector = $1", name)
+    await pool.execute("UPDATE connectors SET enabled = false WHERE name = $1", name)
 
 
 @pytest.fixture(scope="module")
