@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -60,3 +61,19 @@ class PollingWorker:
                 continue
             if done < self.batch:
                 await asyncio.sleep(self.every)
+
+
+async def every(seconds: float, work: Callable[[], Awaitable[object]]) -> None:
+    """Run ``work`` every ``seconds`` until cancelled; a transient failure is logged and the
+    next round tries again (connectors added later must still be picked up, leases renewed)."""
+    failures = 0
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await work()
+            failures = 0
+        except TRANSIENT as exc:
+            failures += 1
+            log.warning(
+                "periodic work failed", work=work.__name__, error=repr(exc), failures=failures
+            )

@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -44,6 +44,8 @@ from broker.submit_plan import plan_parts, smpp_absolute_time
 from workers.consumer import TRANSIENT, Consumer
 from workers.forwarder import DeliverForwarder
 from workers.poison import dead_letter_body
+from workers.polling import every
+from workers.submit_jobs import expired
 
 log = structlog.get_logger(__name__)
 
@@ -149,8 +151,8 @@ class SubmitWorker:
         with contextlib.suppress(*TRANSIENT):
             await self.lease_round()
         self._tasks = [
-            asyncio.create_task(self._every(self._refresh_every, self.refresh_connectors)),
-            asyncio.create_task(self._every(self.leases.every, self.lease_round)),
+            asyncio.create_task(every(self._refresh_every, self.refresh_connectors)),
+            asyncio.create_task(every(self.leases.every, self.lease_round)),
         ]
 
     async def stop(self) -> None:
@@ -164,21 +166,6 @@ class SubmitWorker:
             await runtime.connector.close()
         with contextlib.suppress(*TRANSIENT):
             await self.leases.release_all()
-
-    async def _every(self, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
-        """Survives any transient failure: a connector added later must still be picked up,
-        and leases must go on being renewed."""
-        failures = 0
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await work()
-                failures = 0
-            except TRANSIENT as exc:
-                failures += 1
-                log.warning(
-                    "periodic work failed", work=work.__name__, error=repr(exc), failures=failures
-                )
 
     async def refresh_connectors(self) -> None:
         """Take up SMPP connectors added (or enabled) since the last look, rebind those whose
@@ -357,19 +344,11 @@ class SubmitWorker:
         """Submit one claimed message's parts. ``plain_body``: the text the carrier gets
         instead of the stored (masked) body; it is never logged."""
         mid: UUID = row["id"]
-        now = datetime.now(UTC)
+        too_late = expired(row, self.validity, "a carrier")
+        if too_late is not None:
+            out.failed[mid] = too_late
+            return
         expires_at: datetime | None = row["expires_at"]
-        if expires_at is not None and now >= expires_at:
-            out.failed[mid] = ("EXPIRED", "its validity period ended before a carrier took it")
-            return
-        # Validity counts from when the message was due (a scheduled one is not old).
-        age = (now - row["due_at"]).total_seconds()
-        if age > self.validity:
-            out.failed[mid] = (
-                "EXPIRED",
-                f"no carrier took the message within {self.validity:.0f} s",
-            )
-            return
         parts = plan_parts(
             mid,
             row["to_number"],

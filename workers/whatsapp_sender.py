@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from uuid import UUID
 
 import aiohttp
@@ -29,9 +28,11 @@ from broker.status import PartStatus
 from broker.store import connectors, ledger
 from broker.store import messages as store
 from broker.store.connectors import WhatsAppConnector
-from workers.consumer import TRANSIENT, Consumer
+from workers.consumer import Consumer
 from workers.poison import dead_letter_body
+from workers.polling import every
 from workers.submit import RETRY_PAUSE, Outcomes
+from workers.submit_jobs import expired
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +69,8 @@ class WhatsAppSender:
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         await self.refresh_connectors()
-        self._refresher = asyncio.create_task(self._refresh_loop())
+        refresh = every(self._refresh_every, self.refresh_connectors)
+        self._refresher = asyncio.create_task(refresh)
 
     async def stop(self) -> None:
         if self._refresher is not None:
@@ -76,14 +78,6 @@ class WhatsAppSender:
         await asyncio.gather(*(c.stop() for c in self.consumers.values()))
         if self._http is not None:
             await self._http.close()
-
-    async def _refresh_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_every)
-            try:
-                await self.refresh_connectors()
-            except TRANSIENT as exc:
-                log.warning("whatsapp connector refresh failed", error=repr(exc))
 
     async def refresh_connectors(self) -> None:
         """Consume the queues of WhatsApp connectors added since; pick up changed settings
@@ -138,15 +132,6 @@ class WhatsAppSender:
             )
         await publish_events(self.amqp, status_events(failed_rows))
 
-    def _expired(self, row: asyncpg.Record) -> tuple[str, str] | None:
-        now = datetime.now(UTC)
-        expires_at: datetime | None = row["expires_at"]
-        if expires_at is not None and now >= expires_at:
-            return "EXPIRED", "its validity period ended before WhatsApp took it"
-        if (now - row["due_at"]).total_seconds() > self.validity:
-            return "EXPIRED", f"WhatsApp did not take the message within {self.validity:.0f} s"
-        return None
-
     async def _send(
         self,
         connector: WhatsAppConnector,
@@ -156,9 +141,9 @@ class WhatsAppSender:
     ) -> None:
         """Post one claimed message; ``plain_body`` (an OTP's text) is never logged."""
         mid: UUID = row["id"]
-        expired = self._expired(row)
-        if expired is not None:
-            out.failed[mid] = expired
+        too_late = expired(row, self.validity, "WhatsApp")
+        if too_late is not None:
+            out.failed[mid] = too_late
             return
         payload = whatsapp.text_message(
             row["to_number"], plain_body if plain_body is not None else row["body"]
