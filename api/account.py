@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.context import POOL, SEND_RULES, caller
+from api.context import POOL, SEND_RULES, caller, shared
 from api.contract import Endpoints, body_of
 from api.schemas.account import Account, AccountUpdate, Balance, WebhookSecretRotated
 from broker import accounts as accounts_domain
@@ -20,7 +20,7 @@ endpoints = Endpoints("account")
 async def get_balance(request: web.Request) -> Balance:
     who = caller(request)
     async with unavailable_as_error():
-        found = await accounts.balance(request.config_dict[POOL], who.account_id)
+        found = await accounts.balance(shared(request)[POOL], who.account_id)
     assert found is not None  # the key's account exists: it was joined at authentication
     balance, currency, status = found
     return Balance(balance=number(balance) or 0, currency=currency, status=status)
@@ -37,7 +37,7 @@ async def get_balance(request: web.Request) -> Balance:
 async def get_account(request: web.Request) -> Account:
     who = caller(request)
     async with unavailable_as_error():
-        found = await accounts_domain.get_account(request.config_dict[POOL], who.account_id)
+        found = await accounts_domain.get_account(shared(request)[POOL], who.account_id)
     return Account.of(found)
 
 
@@ -54,9 +54,9 @@ async def get_account(request: web.Request) -> Account:
 async def update_account(request: web.Request) -> Account:
     who = caller(request)
     changes = body_of(request, AccountUpdate).changes()
-    async with unavailable_as_error(), request.config_dict[POOL].acquire() as conn:
+    async with unavailable_as_error(), shared(request)[POOL].acquire() as conn:
         found = await accounts_domain.update_account(conn, who.account_id, **changes)
-    request.config_dict[SEND_RULES].forget(who.account_id)
+    shared(request)[SEND_RULES].forget(who.account_id)
     return Account.of(found)
 
 
@@ -74,7 +74,5 @@ async def update_account(request: web.Request) -> Account:
 async def rotate_webhook_secret(request: web.Request) -> WebhookSecretRotated:
     who = caller(request)
     async with unavailable_as_error():
-        found = await accounts_domain.rotate_callback_secret(
-            request.config_dict[POOL], who.account_id
-        )
+        found = await accounts_domain.rotate_callback_secret(shared(request)[POOL], who.account_id)
     return WebhookSecretRotated.of(found)

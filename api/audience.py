@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from api import sending
-from api.context import POOL, SETTINGS, caller
+from api.context import POOL, SETTINGS, caller, shared
 from api.schemas.messages import SendRequest
 from broker.audiences import GroupSend, Personalizer, recipients
 from broker.db import unavailable_as_error
@@ -75,7 +75,7 @@ def draft_of(
 async def audience(request: web.Request, send: SendRequest) -> Audience:
     """The template and groups of the send, each the account's (404 if not), and its reach."""
     who = caller(request)
-    pool = request.config_dict[POOL]
+    pool = shared(request)[POOL]
     template: Template | None = None
     total = len(send.recipients)
     async with unavailable_as_error():
@@ -97,14 +97,14 @@ async def audience(request: web.Request, send: SendRequest) -> Audience:
             code="MISSING_RECIPIENT",
             field="group_ids",
         )
-    limit = request.config_dict[SETTINGS].max_body_chars
+    limit = shared(request)[SETTINGS].max_body_chars
     personal = Personalizer(send.body, template, send.variables, limit)
     return Audience(personal, list(send.group_ids), send.recipients, total)
 
 
 async def members(request: web.Request, reach: Audience) -> AsyncIterator[Member]:
     """Every recipient once: the send's own numbers, then the groups' members."""
-    pool = request.config_dict[POOL]
+    pool = shared(request)[POOL]
     async with unavailable_as_error():
         async for page in recipients(
             pool, caller(request).account_id, reach.group_ids, reach.numbers
@@ -118,7 +118,7 @@ async def resolve(request: web.Request, send: SendRequest) -> sending.Draft | Ba
     if send.template_id is None and not send.group_ids:
         return draft_of(send)
     reach = await audience(request, send)
-    if reach.group_ids and reach.total > request.config_dict[SETTINGS].max_recipients:
+    if reach.group_ids and reach.total > shared(request)[SETTINGS].max_recipients:
         return await background(request, send, reach)
     numbers: list[str] = []
     texts: dict[str, str] = {}
@@ -160,7 +160,7 @@ async def background(request: web.Request, send: SendRequest, reach: Audience) -
 async def check_variables(request: web.Request, reach: Audience, template: Template) -> None:
     """MissingVariable if a recipient would lack one: members in one query, numbers here."""
     who = caller(request)
-    pool = request.config_dict[POOL]
+    pool = shared(request)[POOL]
     needed = [v for v in template.variables if v not in reach.personal.variables]
     async with unavailable_as_error():
         gaps = await store.lacking(pool, who.account_id, reach.group_ids, needed)
@@ -178,7 +178,7 @@ async def start(request: web.Request, work: Background) -> None:
     """Store the batch and its expansion: durable once this returns."""
     async with (
         unavailable_as_error(),
-        request.config_dict[POOL].acquire() as conn,
+        shared(request)[POOL].acquire() as conn,
         conn.transaction(),
     ):
         await store.start_expansion(

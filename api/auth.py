@@ -16,7 +16,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api.context import CALLER, POOL, Caller
+from api.context import CALLER, POOL, Caller, shared
 from api.errors import ApiError, error_response, http_error_response, rate_limited
 from api.key_usage import note_use
 from api.ratelimit import LIMITER
@@ -109,13 +109,13 @@ KEY_CACHE = web.AppKey("key_cache", KeyCache)
 async def caller_for_key(request: web.Request, key: str) -> Caller:
     """The caller a key stands for; ApiError 401 (unknown) or 403 (revoked, expired,
     suspended). Provider dialects present keys their own way and call this too."""
-    cache = request.config_dict[KEY_CACHE]
+    cache = shared(request)[KEY_CACHE]
     digest = key_hash(key)
     now = time.monotonic()
     answer = cache.get(digest, now)
     if answer is None:
         async with unavailable_as_error():
-            row = await key_store.owner_by_hash(request.config_dict[POOL], digest)
+            row = await key_store.owner_by_hash(shared(request)[POOL], digest)
         answer = _caller(row)
         cache.put(digest, now, answer)
     return accepted(request, answer)
@@ -125,7 +125,7 @@ async def caller_for_key_id(request: web.Request, key_id: UUID, account_id: UUID
     """The caller a key stands for, named by its id (by a token minted for it): refused as the
     key's secret would be, so revoking the key ends its tokens too."""
     async with unavailable_as_error():
-        row = await key_store.owner_by_id(request.config_dict[POOL], key_id, account_id)
+        row = await key_store.owner_by_id(shared(request)[POOL], key_id, account_id)
     return accepted(request, _caller(row))
 
 
@@ -133,13 +133,13 @@ async def caller_for_login(request: web.Request, username: str, password: str) -
     """The caller a login (username and password) stands for: its key's, refused as its key
     would be; ApiError 401 for a wrong username or password. A right pair is remembered like
     a key (by a digest of both), so scrypt runs once per ``AUTH_CACHE_SECONDS``, not per call."""
-    cache = request.config_dict[KEY_CACHE]
+    cache = shared(request)[KEY_CACHE]
     digest = hashlib.sha256(b"login\0" + username.encode() + b"\0" + password.encode()).digest()
     now = time.monotonic()
     answer = cache.get(digest, now)
     if answer is None:
         async with unavailable_as_error():
-            row = await login_store.owner_by_login(request.config_dict[POOL], username)
+            row = await login_store.owner_by_login(shared(request)[POOL], username)
         if row is None or not await logins.check_password(password, row["password_hash"]):
             raise ApiError(401, "UNAUTHORIZED", "the username or password is wrong")
         answer = _caller(row)
@@ -165,7 +165,7 @@ async def authenticate(request: web.Request) -> Caller:
 async def rate_limit_headers(request: web.Request, found: Caller) -> dict[str, str]:
     """Count the request against the key's limit: the X-RateLimit-* headers of the answer;
     ApiError 429 (with Retry-After and those headers) over the limit."""
-    verdict = await request.config_dict[LIMITER].check(found.key_id, found.rate_limit)
+    verdict = await shared(request)[LIMITER].check(found.key_id, found.rate_limit)
     # Redis unreachable: the request goes on unchecked, and only the limit is known.
     limit_headers = {"X-RateLimit-Limit": str(found.rate_limit)}
     if verdict is not None:

@@ -7,7 +7,7 @@ from typing import Final
 
 from aiohttp import web
 
-from api.context import POOL, caller
+from api.context import POOL, caller, shared
 from api.contract import Endpoints, query_of
 from api.errors import ApiError
 from api.schemas.contact_import import ContactImportQuery, ContactImportResult, ImportRowError
@@ -73,7 +73,7 @@ async def _body(request: web.Request) -> AsyncIterator[bytes]:
 async def import_contacts(request: web.Request) -> ContactImportResult:
     who = caller(request)
     query = query_of(request, ContactImportQuery)
-    async with unavailable_as_error(), request.config_dict[POOL].acquire() as conn:
+    async with unavailable_as_error(), shared(request)[POOL].acquire() as conn:
         result = await contact_import.import_csv(
             conn, who.account_id, who.region, _body(request), group_id=query.group_id
         )

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from api.context import POOL, caller
+from api.context import POOL, caller, shared
 from api.contract import Endpoints, body_of, query_of
 from api.schemas.contacts import (
     Contact,
@@ -41,7 +41,7 @@ def _contact_id(request: web.Request) -> UUID:
 async def create_contact(request: web.Request) -> Contact:
     who = caller(request)
     body = body_of(request, ContactCreate)
-    async with unavailable_as_error(), request.config_dict[POOL].acquire() as conn:
+    async with unavailable_as_error(), shared(request)[POOL].acquire() as conn:
         row = await contacts.create_contact(conn, who.account_id, body.contact())
     return Contact.of(row)
 
@@ -61,7 +61,7 @@ async def list_contacts(request: web.Request) -> ContactPage:
     query = query_of(request, ContactQuery)
     async with unavailable_as_error():
         rows = await contacts.contact_page(
-            request.config_dict[POOL],
+            shared(request)[POOL],
             who.account_id,
             group_id=query.group_id,
             phone=query.phone,
@@ -78,7 +78,7 @@ async def get_contact(request: web.Request) -> Contact:
     who = caller(request)
     contact_id = _contact_id(request)
     async with unavailable_as_error():
-        row = await contacts.get_contact(request.config_dict[POOL], who.account_id, contact_id)
+        row = await contacts.get_contact(shared(request)[POOL], who.account_id, contact_id)
     return Contact.of(row)
 
 
@@ -97,7 +97,7 @@ async def update_contact(request: web.Request) -> Contact:
     who = caller(request)
     contact_id = _contact_id(request)
     changes = body_of(request, ContactUpdate).changes()
-    async with unavailable_as_error(), request.config_dict[POOL].acquire() as conn:
+    async with unavailable_as_error(), shared(request)[POOL].acquire() as conn:
         row = await contacts.update_contact(conn, who.account_id, contact_id, changes)
     return Contact.of(row)
 
@@ -112,5 +112,5 @@ async def delete_contact(request: web.Request) -> web.Response:
     who = caller(request)
     contact_id = _contact_id(request)
     async with unavailable_as_error():
-        await contacts.delete_contact(request.config_dict[POOL], who.account_id, contact_id)
+        await contacts.delete_contact(shared(request)[POOL], who.account_id, contact_id)
     return web.Response(status=204)

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from api.context import POOL, caller
+from api.context import POOL, caller, shared
 from api.contract import Endpoints, body_of, query_of
 from api.schemas.contacts import Contact, ContactPage
 from api.schemas.groups import (
@@ -47,7 +47,7 @@ async def create_group(request: web.Request) -> Group:
     who = caller(request)
     body = body_of(request, GroupCreate)
     async with unavailable_as_error():
-        row = await contacts.create_group(request.config_dict[POOL], who.account_id, body.name)
+        row = await contacts.create_group(shared(request)[POOL], who.account_id, body.name)
     return _resource(row)
 
 
@@ -62,7 +62,7 @@ async def list_groups(request: web.Request) -> GroupPage:
     query = query_of(request, GroupQuery)
     async with unavailable_as_error():
         rows = await contacts.group_page(
-            request.config_dict[POOL], who.account_id, after=query.position, limit=query.read_limit
+            shared(request)[POOL], who.account_id, after=query.position, limit=query.read_limit
         )
     shown, next_cursor = query.cut(rows, lambda r: (r.created_at, r.id))
     return GroupPage(data=[_resource(r) for r in shown], next_cursor=next_cursor)
@@ -73,7 +73,7 @@ async def get_group(request: web.Request) -> Group:
     who = caller(request)
     group_id = _group_id(request)
     async with unavailable_as_error():
-        row = await contacts.get_group(request.config_dict[POOL], who.account_id, group_id)
+        row = await contacts.get_group(shared(request)[POOL], who.account_id, group_id)
     return _resource(row)
 
 
@@ -91,7 +91,7 @@ async def rename_group(request: web.Request) -> Group:
     body = body_of(request, GroupUpdate)
     async with unavailable_as_error():
         row = await contacts.rename_group(
-            request.config_dict[POOL], who.account_id, group_id, body.name
+            shared(request)[POOL], who.account_id, group_id, body.name
         )
     return _resource(row)
 
@@ -106,7 +106,7 @@ async def delete_group(request: web.Request) -> web.Response:
     who = caller(request)
     group_id = _group_id(request)
     async with unavailable_as_error():
-        await contacts.delete_group(request.config_dict[POOL], who.account_id, group_id)
+        await contacts.delete_group(shared(request)[POOL], who.account_id, group_id)
     return web.Response(status=204)
 
 
@@ -124,7 +124,7 @@ async def list_members(request: web.Request) -> ContactPage:
     query = query_of(request, MemberQuery)
     async with unavailable_as_error():
         rows = await contacts.contact_page(
-            request.config_dict[POOL],
+            shared(request)[POOL],
             who.account_id,
             group_id=group_id,
             after=query.position,
@@ -146,7 +146,7 @@ async def add_members(request: web.Request) -> MembersAdded:
     who = caller(request)
     group_id = _group_id(request)
     body = body_of(request, MembersAdd)
-    async with unavailable_as_error(), request.config_dict[POOL].acquire() as conn:
+    async with unavailable_as_error(), shared(request)[POOL].acquire() as conn:
         added, members = await contacts.add_members(
             conn, who.account_id, group_id, body.contact_ids
         )
@@ -164,7 +164,5 @@ async def remove_member(request: web.Request) -> web.Response:
     group_id = _group_id(request)
     contact_id = parse_uuid(request.match_info["contact_id"], what="contact")
     async with unavailable_as_error():
-        await contacts.remove_member(
-            request.config_dict[POOL], who.account_id, group_id, contact_id
-        )
+        await contacts.remove_member(shared(request)[POOL], who.account_id, group_id, contact_id)
     return web.Response(status=204)

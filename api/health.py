@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.context import AMQP, POOL
+from api.context import AMQP, POOL, shared
 from api.contract import Endpoints
 from api.ratelimit import LIMITER
 from api.schemas.health import Health, Readiness
@@ -34,14 +34,14 @@ async def healthz(request: web.Request) -> Health:
 async def readyz(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     try:
-        await request.config_dict[POOL].fetchval("SELECT 1", timeout=2)
+        await shared(request)[POOL].fetchval("SELECT 1", timeout=2)
         checks["postgres"] = "ok"
     except CONNECTION_ERRORS:
         checks["postgres"] = "unreachable"
-    checks["rabbitmq"] = "ok" if request.config_dict[AMQP].is_connected else "unreachable"
+    checks["rabbitmq"] = "ok" if shared(request)[AMQP].is_connected else "unreachable"
     ready = all(v == "ok" for v in checks.values())
     # Redis holds only rate-limit state: without it the API still accepts (fail open).
-    checks["redis"] = "ok" if await request.config_dict[LIMITER].ping() else "unreachable"
+    checks["redis"] = "ok" if await shared(request)[LIMITER].ping() else "unreachable"
     status = "unavailable" if not ready else "ready" if checks["redis"] == "ok" else "degraded"
     answer = Readiness.model_validate({"status": status, "checks": checks})
     return web.Response(

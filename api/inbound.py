@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.context import POOL, caller
+from api.context import POOL, caller, shared
 from api.contract import Endpoints, query_of
 from api.schemas.inbound import InboundMessage, InboundPage, InboundQuery
 from broker.accounts import parse_uuid
@@ -31,7 +31,7 @@ async def list_inbound(request: web.Request) -> InboundPage:
     query = query_of(request, InboundQuery)
     async with unavailable_as_error():
         rows = await store.page(
-            request.config_dict[POOL],
+            shared(request)[POOL],
             who.account_id,
             after=query.position,
             from_number=query.from_number,
@@ -48,7 +48,7 @@ async def get_inbound(request: web.Request) -> InboundMessage:
     who = caller(request)
     message_id = parse_uuid(request.match_info["id"], what="inbound message")
     async with unavailable_as_error():
-        row = await store.get_message(request.config_dict[POOL], who.account_id, message_id)
+        row = await store.get_message(shared(request)[POOL], who.account_id, message_id)
     if row is None:
         raise NotFound(f"inbound message {message_id} not found")
     return InboundMessage.of(row)

@@ -18,6 +18,7 @@ import asyncpg
 import structlog
 from aiohttp import web
 
+from api.context import shared
 from broker.db import CONNECTION_ERRORS
 from broker.store import Db
 from broker.store import keys as key_store
@@ -95,6 +96,6 @@ KEY_USAGE = web.AppKey("key_usage", KeyUsage)
 
 def note_use(request: web.Request, key_id: UUID) -> None:
     """Note a key's use on the app's recorder, if it has one (the app's, or its parent's)."""
-    usage = request.config_dict.get(KEY_USAGE)
+    usage = shared(request).get(KEY_USAGE)
     if usage is not None:
         usage.note(key_id)

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from api.context import POOL, Caller, caller
+from api.context import POOL, Caller, caller, shared
 from api.contract import Endpoints, body_of, query_of
 from api.schemas.keys import (
     ApiKey,
@@ -58,7 +58,7 @@ async def create_key(request: web.Request) -> ApiKeyCreated:
     spec = body_of(request, KeyCreate)
     async with unavailable_as_error():
         made = await api_keys.create(
-            request.config_dict[POOL],
+            shared(request)[POOL],
             who.account_id,
             _scope(who),
             name=spec.name,
@@ -80,7 +80,7 @@ async def list_keys(request: web.Request) -> ApiKeyList:
     query = query_of(request, KeyQuery)
     async with unavailable_as_error():
         found = await api_keys.page(
-            request.config_dict[POOL], who.account_id, after=query.position, limit=query.limit
+            shared(request)[POOL], who.account_id, after=query.position, limit=query.limit
         )
     cursor = encode_cursor(*found.next_position) if found.next_position is not None else None
     return ApiKeyList(data=[_resource(k) for k in found.data], next_cursor=cursor)
@@ -91,7 +91,7 @@ async def get_key(request: web.Request) -> ApiKey:
     who = caller(request)
     key_id = _key_id(request)
     async with unavailable_as_error():
-        key = await api_keys.get(request.config_dict[POOL], who.account_id, key_id)
+        key = await api_keys.get(shared(request)[POOL], who.account_id, key_id)
     return _resource(key)
 
 
@@ -106,7 +106,7 @@ async def revoke_key(request: web.Request) -> ApiKey:
     who = caller(request)
     key_id = _key_id(request)
     async with unavailable_as_error():
-        key = await api_keys.revoke(request.config_dict[POOL], who.account_id, key_id)
+        key = await api_keys.revoke(shared(request)[POOL], who.account_id, key_id)
     return _resource(key)
 
 
@@ -121,6 +121,6 @@ async def revoke_key(request: web.Request) -> ApiKey:
 async def regenerate_key(request: web.Request) -> ApiKeyCreated:
     who = caller(request)
     key_id = _key_id(request)
-    async with unavailable_as_error(), request.config_dict[POOL].acquire() as conn:
+    async with unavailable_as_error(), shared(request)[POOL].acquire() as conn:
         made = await api_keys.regenerate(conn, who.account_id, _scope(who), key_id)
     return _with_secret(made)

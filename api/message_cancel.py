@@ -15,7 +15,7 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from api.context import AMQP, POOL, caller
+from api.context import AMQP, POOL, caller, shared
 from api.contract import Endpoints
 from api.schemas.messages import Message
 from broker.accounts import parse_uuid
@@ -55,7 +55,7 @@ def _may_be_on_its_way(message_id: UUID) -> bool:
 async def cancel_message(request: web.Request) -> Message:
     who = caller(request)
     message_id = parse_uuid(request.match_info["id"], what="message")
-    pool = request.config_dict[POOL]
+    pool = shared(request)[POOL]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STORE_WAIT
     while True:
@@ -82,6 +82,6 @@ async def _notify(request: web.Request, message_id: UUID, row: asyncpg.Record) -
     """The cancel's message.status webhook. The cancel is committed by now: a broker that is
     away costs the webhook (logged), not a 503 that would make the customer think it failed."""
     try:
-        await publish_events(request.config_dict[AMQP], status_events([row]))
+        await publish_events(shared(request)[AMQP], status_events([row]))
     except DependencyUnavailable as exc:
         log.warning("cancel webhook not published", message_id=str(message_id), error=exc.message)

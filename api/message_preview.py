@@ -13,7 +13,7 @@ from decimal import Decimal
 from aiohttp import web
 
 from api import audience, sending
-from api.context import POOL, ROUTES
+from api.context import POOL, ROUTES, shared
 from api.contract import Endpoints, body_of
 from api.schemas.messages import SendRequest
 from api.schemas.previews import PreviewMessage, PreviewStatus, SendPreview
@@ -40,9 +40,9 @@ async def preview_send(request: web.Request) -> SendPreview:
     send = body_of(request, SendRequest)
     await sending.checked_sender(request, send.channel, send.sender)
     reach = await audience.audience(request, send)
-    routes = request.config_dict[ROUTES]
+    routes = shared(request)[ROUTES]
     async with unavailable_as_error():
-        await routes.refresh(request.config_dict[POOL])
+        await routes.refresh(shared(request)[POOL])
     count = PartCounter()
     listed: list[PreviewMessage] = []
     recipients = segments = opted_out = no_route = 0

@@ -15,7 +15,7 @@ from functools import partial
 from aiohttp import web
 
 from api import audience, idempotency, sending
-from api.context import POOL, caller
+from api.context import POOL, caller, shared
 from api.contract import Endpoints, body_of, query_of
 from api.schemas.messages import (
     Batch,
@@ -65,7 +65,7 @@ async def send_messages(request: web.Request) -> SendAccepted | web.Response:
     who = caller(request)
     send = body_of(request, SendRequest)
     answer, commit = await prepare_send(request, send)
-    pool = request.config_dict[POOL]
+    pool = shared(request)[POOL]
     key = idempotency.check_key(request.headers.get(idempotency.HEADER))
     if key is not None:
         digest = idempotency.request_hash(send.model_dump(mode="json", by_alias=True))
@@ -128,7 +128,7 @@ async def get_message(request: web.Request) -> MessageDetail:
     who = caller(request)
     message_id = parse_uuid(request.match_info["id"], what="message")
     async with unavailable_as_error():
-        view = await messages_store.find(request.config_dict[POOL], who.account_id, message_id)
+        view = await messages_store.find(shared(request)[POOL], who.account_id, message_id)
     if view is None:
         raise NotFound(f"message {message_id} not found")
     resource = message_resource(view.message)
@@ -152,7 +152,7 @@ async def list_messages(request: web.Request) -> MessagePage:
     query = query_of(request, MessageQuery)
     async with unavailable_as_error():
         rows = await messages_store.page(
-            request.config_dict[POOL],
+            shared(request)[POOL],
             who.account_id,
             query.filters,
             after=query.position,
@@ -173,8 +173,8 @@ async def get_batch(request: web.Request) -> Batch:
     who = caller(request)
     batch_id = parse_uuid(request.match_info["id"], what="batch")
     async with unavailable_as_error():
-        summary = await messages_store.batch(request.config_dict[POOL], who.account_id, batch_id)
-        progress = await audiences_store.progress(request.config_dict[POOL], batch_id)
+        summary = await messages_store.batch(shared(request)[POOL], who.account_id, batch_id)
+        progress = await audiences_store.progress(shared(request)[POOL], batch_id)
     if summary is None:
         raise NotFound(f"batch {batch_id} not found")
     expanded, done = progress if progress is not None else (summary.total, True)

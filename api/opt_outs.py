@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.context import POOL, SEND_RULES, caller
+from api.context import POOL, SEND_RULES, caller, shared
 from api.contract import Endpoints, body_of, query_of
 from api.schemas.opt_outs import OptOut, OptOutCreate, OptOutPage, OptOutQuery
 from broker.db import unavailable_as_error
@@ -48,7 +48,7 @@ async def list_opt_outs(request: web.Request) -> OptOutPage:
     query = query_of(request, OptOutQuery)
     async with unavailable_as_error():
         rows = await store.page(
-            request.config_dict[POOL], who.account_id, after=query.position, limit=query.read_limit
+            shared(request)[POOL], who.account_id, after=query.position, limit=query.read_limit
         )
     shown, next_cursor = query.cut(rows, lambda r: (r.created_at, r.phone))
     return OptOutPage(data=[OptOut.of(r) for r in shown], next_cursor=next_cursor)
@@ -68,8 +68,8 @@ async def add_opt_out(request: web.Request) -> OptOut | web.Response:
     who = caller(request)
     phone = body_of(request, OptOutCreate).phone
     async with unavailable_as_error():
-        row, new = await store.add(request.config_dict[POOL], who.account_id, phone, source="api")
-    request.config_dict[SEND_RULES].forget(who.account_id)
+        row, new = await store.add(shared(request)[POOL], who.account_id, phone, source="api")
+    shared(request)[SEND_RULES].forget(who.account_id)
     answer = OptOut.of(row)
     if new:
         return answer
@@ -87,7 +87,7 @@ async def get_opt_out(request: web.Request) -> OptOut:
     who = caller(request)
     phone = _phone(request)
     async with unavailable_as_error():
-        row = await store.get(request.config_dict[POOL], who.account_id, phone)
+        row = await store.get(shared(request)[POOL], who.account_id, phone)
     if row is None:
         raise NotFound(f"{phone} has not opted out")
     return OptOut.of(row)
@@ -104,8 +104,8 @@ async def delete_opt_out(request: web.Request) -> web.Response:
     who = caller(request)
     phone = _phone(request)
     async with unavailable_as_error():
-        removed = await store.remove(request.config_dict[POOL], who.account_id, phone)
-    request.config_dict[SEND_RULES].forget(who.account_id)
+        removed = await store.remove(shared(request)[POOL], who.account_id, phone)
+    shared(request)[SEND_RULES].forget(who.account_id)
     if removed is None:
         raise NotFound(f"{phone} has not opted out")
     return web.Response(status=204)

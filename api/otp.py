@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 
 from api import sending
-from api.context import POOL, caller
+from api.context import POOL, caller, shared
 from api.contract import Endpoints, body_of
 from api.errors import rate_limited
 from api.schemas.otp import OtpSend, OtpSent, OtpVerified, OtpVerify
@@ -49,7 +49,7 @@ async def send_otp(request: web.Request) -> OtpSent:
 async def send_code(request: web.Request, send: OtpSend) -> OtpSent:
     """Send a code as POST /v1/otp does (the provider dialects' OTP routes call this too)."""
     who = caller(request)
-    pool = request.config_dict[POOL]
+    pool = shared(request)[POOL]
     code = otp.generate_code(send.length)
     text = otp.texts(send.message, code)
     expiry = timedelta(minutes=send.expiry_minutes)
@@ -124,7 +124,7 @@ async def verify_code(request: web.Request, check: OtpVerify) -> OtpVerified:
     who = caller(request)
     async with unavailable_as_error():
         verdict = await otp.verify(
-            request.config_dict[POOL],
+            shared(request)[POOL],
             who.account_id,
             otp.Code(check.code),
             otp_id=check.id,

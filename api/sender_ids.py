@@ -6,7 +6,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from api.context import POOL, SEND_RULES, caller
+from api.context import POOL, SEND_RULES, caller, shared
 from api.contract import Endpoints, body_of, query_of
 from api.schemas.sender_ids import (
     SenderId,
@@ -49,7 +49,7 @@ async def register_sender_id(request: web.Request) -> SenderId:
     body = body_of(request, SenderIdCreate)
     async with unavailable_as_error():
         row = await sender_ids.register(
-            request.config_dict[POOL], who.account_id, body.sender_id, body.purpose
+            shared(request)[POOL], who.account_id, body.sender_id, body.purpose
         )
     return _resource(row)
 
@@ -65,7 +65,7 @@ async def list_sender_ids(request: web.Request) -> SenderIdPage:
     query = query_of(request, SenderIdQuery)
     async with unavailable_as_error():
         rows = await sender_ids.page(
-            request.config_dict[POOL],
+            shared(request)[POOL],
             who.account_id,
             status=query.status,
             after=query.position,
@@ -80,7 +80,7 @@ async def get_sender_id(request: web.Request) -> SenderId:
     who = caller(request)
     sender_id_id = _sender_id_id(request)
     async with unavailable_as_error():
-        row = await sender_ids.get(request.config_dict[POOL], who.account_id, sender_id_id)
+        row = await sender_ids.get(shared(request)[POOL], who.account_id, sender_id_id)
     return _resource(row)
 
 
@@ -94,6 +94,6 @@ async def withdraw_sender_id(request: web.Request) -> web.Response:
     who = caller(request)
     sender_id_id = _sender_id_id(request)
     async with unavailable_as_error():
-        await sender_ids.withdraw(request.config_dict[POOL], who.account_id, sender_id_id)
-    request.config_dict[SEND_RULES].forget(who.account_id)
+        await sender_ids.withdraw(shared(request)[POOL], who.account_id, sender_id_id)
+    shared(request)[SEND_RULES].forget(who.account_id)
     return web.Response(status=204)

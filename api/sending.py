@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from api.context import INGEST, POOL, ROUTES, SEND_RULES, Caller, caller
+from api.context import INGEST, POOL, ROUTES, SEND_RULES, Caller, caller, shared
 from api.errors import ApiError
 from api.metrics import MESSAGES_ACCEPTED
 from api.schemas.messages import AcceptedMessage, EncodingName
@@ -162,15 +162,13 @@ async def checked_sender(
     """The channel is the key's and the sender one the account may use: the account's send
     rules, and the sender to send with."""
     who = caller(request)
-    routes = request.config_dict[ROUTES]
+    routes = shared(request)[ROUTES]
     if channel != "sms":
         async with unavailable_as_error():
-            await routes.refresh(request.config_dict[POOL])
+            await routes.refresh(shared(request)[POOL])
     check_channel(channel, who, routes)
     async with unavailable_as_error():
-        rules = await request.config_dict[SEND_RULES].rules(
-            request.config_dict[POOL], who.account_id
-        )
+        rules = await shared(request)[SEND_RULES].rules(shared(request)[POOL], who.account_id)
     return rules, _sender(rules, asked)
 
 
@@ -187,9 +185,9 @@ async def prepare(request: web.Request, draft: Draft) -> Prepared:
     """Every check that may refuse the send; raises the customer's error if one does."""
     who = caller(request)
     rules, sender = await checked_sender(request, draft.channel, draft.sender)
-    pool = request.config_dict[POOL]
-    routes = request.config_dict[ROUTES]
-    cache = request.config_dict[SEND_RULES]
+    pool = shared(request)[POOL]
+    routes = shared(request)[ROUTES]
+    cache = shared(request)[SEND_RULES]
     async with unavailable_as_error():
         await routes.refresh(pool)
         opted_out = await cache.opted_out(pool, who.account_id, rules, draft.recipients)
@@ -224,7 +222,7 @@ async def prepare(request: web.Request, draft: Draft) -> Prepared:
 
 async def publish(request: web.Request, prepared: Prepared) -> None:
     """Durable once this returns (RabbitMQ confirmed it): the workers own it from here."""
-    await request.config_dict[INGEST].publish(prepared.request)
+    await shared(request)[INGEST].publish(prepared.request)
     MESSAGES_ACCEPTED.inc(len(prepared.messages))
 
 

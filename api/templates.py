@@ -12,7 +12,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from api.context import POOL, ROUTES, caller, validation_context
+from api.context import POOL, ROUTES, caller, shared, validation_context
 from api.contract import Endpoints, body_of, query_of
 from api.schemas.templates import (
     Template,
@@ -46,7 +46,7 @@ def _not_found(template_id: UUID) -> NotFound:
 
 async def _stored(request: web.Request, template_id: UUID) -> store.TemplateRow:
     async with unavailable_as_error():
-        row = await store.get(request.config_dict[POOL], caller(request).account_id, template_id)
+        row = await store.get(shared(request)[POOL], caller(request).account_id, template_id)
     if row is None:
         raise _not_found(template_id)
     return row
@@ -67,7 +67,7 @@ async def create_template(request: web.Request) -> Template:
     who = caller(request)
     body = body_of(request, TemplateCreate)
     async with unavailable_as_error():
-        row = await store.insert(request.config_dict[POOL], who.account_id, body.name, body.body)
+        row = await store.insert(shared(request)[POOL], who.account_id, body.name, body.body)
     return Template.of(row)
 
 
@@ -82,7 +82,7 @@ async def list_templates(request: web.Request) -> TemplatePage:
     query = query_of(request, TemplateQuery)
     async with unavailable_as_error():
         rows = await store.page(
-            request.config_dict[POOL], who.account_id, after=query.position, limit=query.read_limit
+            shared(request)[POOL], who.account_id, after=query.position, limit=query.read_limit
         )
     shown, next_cursor = query.cut(rows, lambda r: (r.created_at, r.id))
     return TemplatePage(data=[Template.of(r) for r in shown], next_cursor=next_cursor)
@@ -108,7 +108,7 @@ async def update_template(request: web.Request) -> Template:
     change = body_of(request, TemplateUpdate)
     async with unavailable_as_error():
         row = await store.update(
-            request.config_dict[POOL],
+            shared(request)[POOL],
             who.account_id,
             template_id,
             name=change.name,
@@ -124,7 +124,7 @@ async def delete_template(request: web.Request) -> web.Response:
     who = caller(request)
     template_id = _template_id(request)
     async with unavailable_as_error():
-        deleted = await store.delete(request.config_dict[POOL], who.account_id, template_id)
+        deleted = await store.delete(shared(request)[POOL], who.account_id, template_id)
     if not deleted:
         raise _not_found(template_id)
     return web.Response(status=204)
@@ -145,8 +145,8 @@ async def preview_template(request: web.Request) -> TemplatePreview:
     who = caller(request)
     template_id = _template_id(request)
     ask = body_of(request, TemplatePreviewRequest)
-    pool = request.config_dict[POOL]
-    routes = request.config_dict[ROUTES]
+    pool = shared(request)[POOL]
+    routes = shared(request)[ROUTES]
     async with unavailable_as_error():
         row = await store.get(pool, who.account_id, template_id)
         if row is None:

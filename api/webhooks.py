@@ -6,7 +6,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from api.context import POOL, caller
+from api.context import POOL, caller, shared
 from api.contract import Endpoints, body_of, query_of
 from api.schemas.webhooks import (
     DeliveryPage,
@@ -44,7 +44,7 @@ async def create_webhook(request: web.Request) -> WebhookCreated:
     who = caller(request)
     spec = body_of(request, WebhookCreate).spec
     async with unavailable_as_error():
-        webhook = await store.create(request.config_dict[POOL], who.account_id, spec)
+        webhook = await store.create(shared(request)[POOL], who.account_id, spec)
     return WebhookCreated.model_validate(webhook, from_attributes=True)
 
 
@@ -52,7 +52,7 @@ async def create_webhook(request: web.Request) -> WebhookCreated:
 async def list_webhooks(request: web.Request) -> WebhookList:
     who = caller(request)
     async with unavailable_as_error():
-        found = await store.list_for(request.config_dict[POOL], who.account_id)
+        found = await store.list_for(shared(request)[POOL], who.account_id)
     return WebhookList(data=[Webhook.model_validate(w, from_attributes=True) for w in found])
 
 
@@ -61,7 +61,7 @@ async def get_webhook(request: web.Request) -> Webhook:
     who = caller(request)
     webhook_id = _webhook_id(request)
     async with unavailable_as_error():
-        webhook = await store.get(request.config_dict[POOL], who.account_id, webhook_id)
+        webhook = await store.get(shared(request)[POOL], who.account_id, webhook_id)
     if webhook is None:
         raise _not_found(webhook_id)
     return Webhook.model_validate(webhook, from_attributes=True)
@@ -72,7 +72,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
     who = caller(request)
     webhook_id = _webhook_id(request)
     async with unavailable_as_error():
-        deleted = await store.delete(request.config_dict[POOL], who.account_id, webhook_id)
+        deleted = await store.delete(shared(request)[POOL], who.account_id, webhook_id)
     if not deleted:
         raise _not_found(webhook_id)
     return web.Response(status=204)
@@ -88,7 +88,7 @@ async def list_deliveries(request: web.Request) -> DeliveryPage:
     who = caller(request)
     webhook_id = _webhook_id(request)
     query = query_of(request, DeliveryQuery)
-    pool = request.config_dict[POOL]
+    pool = shared(request)[POOL]
     async with unavailable_as_error():
         if await store.get(pool, who.account_id, webhook_id) is None:
             raise _not_found(webhook_id)

@@ -16,7 +16,7 @@ import json
 
 from aiohttp import web
 
-from api.context import AMQP, POOL
+from api.context import AMQP, POOL, shared
 from api.errors import ApiError
 from broker import whatsapp
 from broker.db import unavailable_as_error
@@ -32,7 +32,7 @@ MAX_BODY = 1024 * 1024
 async def _connector(request: web.Request) -> WhatsAppConnector:
     async with unavailable_as_error():
         found = await connectors.whatsapp_connector(
-            request.config_dict[POOL], request.match_info["connector"]
+            shared(request)[POOL], request.match_info["connector"]
         )
     if found is None:
         raise ApiError(404, "NOT_FOUND", "no WhatsApp connector of this name")
@@ -94,7 +94,7 @@ async def receive(request: web.Request) -> web.Response:
         raise ApiError(400, "INVALID_JSON", "the body is not JSON") from exc
     events = carrier_events(connector, doc)
     if events:
-        amqp = request.config_dict[AMQP]
+        amqp = shared(request)[AMQP]
         await amqp.publish(amqp.names.events, CarrierEvents(events=events))
     return web.json_response({"received": len(events)})
 

@@ -21,7 +21,7 @@ from aiohttp.typedefs import Handler
 from pydantic import BaseModel
 
 from api.auth import rate_limit_headers
-from api.context import POOL, Caller
+from api.context import POOL, Caller, shared
 from api.dialects import smsapi_docs
 from api.dialects.base import LIMIT_HEADERS, by_key, by_login, dialect_app, params, validated
 from api.dialects.smsapi_schemas import (
@@ -214,7 +214,7 @@ async def send_v2(request: web.Request) -> web.Response:
 async def balance(request: web.Request) -> web.Response:
     who = await _with_key(request, await params(request))
     async with unavailable_as_error():
-        found = await accounts_store.balance(request.config_dict[POOL], who.account_id)
+        found = await accounts_store.balance(shared(request)[POOL], who.account_id)
     if found is None:
         raise NotFound("account not found")
     credits, currency, _ = found
@@ -242,7 +242,7 @@ async def generate_key(request: web.Request) -> web.Response:
     days = expiry_days(values)
     async with unavailable_as_error():
         made = await api_keys.create(
-            request.config_dict[POOL],
+            shared(request)[POOL],
             who.account_id,
             _scope(who),
             name="smsapi generate-key",
@@ -256,7 +256,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     """Revoke the key the request is made with (the document names no other)."""
     who = await _with_key(request, await params(request))
     async with unavailable_as_error():
-        await api_keys.revoke(request.config_dict[POOL], who.account_id, who.key_id)
+        await api_keys.revoke(shared(request)[POOL], who.account_id, who.key_id)
     return _json(KeyRevoked())
 
 
@@ -269,7 +269,7 @@ async def regenerate_key(request: web.Request) -> web.Response:
     values = await params(request)
     who = await _with_key(request, values)
     days = expiry_days(values)
-    pool = request.config_dict[POOL]
+    pool = shared(request)[POOL]
     async with unavailable_as_error(), pool.acquire() as conn, conn.transaction():
         row = await keys_store.lock(conn, who.account_id, who.key_id)
         if row is None:

@@ -34,7 +34,7 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from api.context import POOL, ROUTES, SETTINGS, caller, validation_context
+from api.context import POOL, ROUTES, SETTINGS, caller, shared, validation_context
 from api.contract import input_error
 from api.dialects.base import bearer, by_key, dialect_app, params
 from api.errors import ApiError, error_response
@@ -102,7 +102,7 @@ def send_request(request: web.Request, values: dict[str, Any]) -> SendRequest:
     channel = values.get("channel") or "sms"
     context = validation_context(request)
     if channel == "sms":
-        context["max_body_chars"] = min(MAX_SMS_CHARS, request.config_dict[SETTINGS].max_body_chars)
+        context["max_body_chars"] = min(MAX_SMS_CHARS, shared(request)[SETTINGS].max_body_chars)
     to = values.get("phone_number")
     native = {
         # One number: a comma in it is not a list here.
@@ -122,7 +122,7 @@ async def send_sms(request: web.Request) -> web.Response:
     send = send_request(request, await params(request))
     accepted = await send_now(request, send)
     message = accepted.messages[0]
-    if request.config_dict[ROUTES].match(message.to) is None:
+    if shared(request)[ROUTES].match(message.to) is None:
         raise ApiError(
             500,
             "DELIVERY_FAILED",
@@ -144,7 +144,7 @@ async def send_sms(request: web.Request) -> web.Response:
 async def check_balance(request: web.Request) -> web.Response:
     await by_key(request, bearer(request))
     async with unavailable_as_error():
-        account = await accounts.get_account(request.config_dict[POOL], caller(request).account_id)
+        account = await accounts.get_account(shared(request)[POOL], caller(request).account_id)
     return answer(
         Balance(
             credits=number(account.balance) or 0,

@@ -22,7 +22,7 @@ from uuid import UUID
 import asyncpg
 from aiohttp import web
 
-from api.context import POOL, SETTINGS, Caller
+from api.context import POOL, SETTINGS, Caller, shared
 from api.dialects.base import by_login, dialect_app, params, validated
 from api.dialects.vavasms_answers import (
     EXECUTION_ERROR,
@@ -113,7 +113,7 @@ async def _login(request: web.Request) -> tuple[Caller, dict[str, Any]]:
 async def check_balance(request: web.Request) -> web.Response:
     who, _ = await _login(request)
     async with unavailable_as_error():
-        found = await accounts_store.balance(request.config_dict[POOL], who.account_id)
+        found = await accounts_store.balance(shared(request)[POOL], who.account_id)
     if found is None:
         raise NotFound("the account no longer exists")
     amount, currency, _ = found
@@ -155,7 +155,7 @@ def _as_id(raw: str) -> UUID:
 async def _sends(request: web.Request, who: Caller, values: dict[str, Any]) -> list[asyncpg.Record]:
     """The messages a status call names: one by ``message_id`` (in ``lot_id`` if given too),
     or every message of ``lot_id``; VavaProblem 709 when there are none."""
-    pool = request.config_dict[POOL]
+    pool = shared(request)[POOL]
     message_id, lot_id = _text(values, "message_id"), _text(values, "lot_id")
     if message_id is None and lot_id is None:
         raise VavaProblem(EXECUTION_ERROR)
@@ -168,7 +168,7 @@ async def _sends(request: web.Request, who: Caller, values: dict[str, Any]) -> l
         else:
             assert lot_id is not None
             lot = _as_id(lot_id)
-            limit = request.config_dict[SETTINGS].max_recipients
+            limit = shared(request)[SETTINGS].max_recipients
             found = await messages_store.page(
                 pool, who.account_id, {"batch_id": lot}, after=None, limit=limit
             )

@@ -31,7 +31,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from api.context import POOL, Caller
+from api.context import POOL, Caller, shared
 from api.dialects.base import bearer, by_key, dialect_app, validated
 from api.dialects.velstack_body import velstack_params
 from api.dialects.velstack_schemas import (
@@ -185,7 +185,7 @@ async def every_group(db: Db, account_id: UUID) -> list[contacts.GroupRow]:
 async def list_groups(request: web.Request) -> web.Response:
     who = await authenticated(request)
     async with unavailable_as_error():
-        rows = await every_group(request.config_dict[POOL], who.account_id)
+        rows = await every_group(shared(request)[POOL], who.account_id)
     return reply("Showing all groups", GroupList(summary=[Group.of(r) for r in rows]))
 
 
@@ -194,7 +194,7 @@ async def get_group(request: web.Request) -> web.Response:
     who = await authenticated(request)
     group_id = _id(request, "group")
     async with unavailable_as_error():
-        row = await contacts.get_group(request.config_dict[POOL], who.account_id, group_id)
+        row = await contacts.get_group(shared(request)[POOL], who.account_id, group_id)
     return reply("Showing a single group", [Group.of(row)])
 
 
@@ -204,7 +204,7 @@ async def create_group(request: web.Request) -> web.Response:
     values = await velstack_params(request)
     name = contacts.parse_group_name(values.get("group_name"), field="group_name")
     async with unavailable_as_error():
-        row = await contacts.create_group(request.config_dict[POOL], who.account_id, name)
+        row = await contacts.create_group(shared(request)[POOL], who.account_id, name)
     return reply("Group created successfully", Group.of(row))
 
 
@@ -215,7 +215,7 @@ async def rename_group(request: web.Request) -> web.Response:
     values = await velstack_params(request)
     name = contacts.parse_group_name(values.get("group_new_name"), field="group_new_name")
     async with unavailable_as_error():
-        row = await contacts.rename_group(request.config_dict[POOL], who.account_id, group_id, name)
+        row = await contacts.rename_group(shared(request)[POOL], who.account_id, group_id, name)
     return reply(f"Group updated to {row.name}")
 
 
@@ -224,7 +224,7 @@ async def delete_group(request: web.Request) -> web.Response:
     who = await authenticated(request)
     group_id = _id(request, "group")
     async with unavailable_as_error():
-        await contacts.delete_group(request.config_dict[POOL], who.account_id, group_id)
+        await contacts.delete_group(shared(request)[POOL], who.account_id, group_id)
     return reply("Group deleted successfully")
 
 
@@ -264,7 +264,7 @@ def contact_values(values: dict[str, Any]) -> dict[str, Any]:
 async def create_contact(request: web.Request) -> web.Response:
     who = await authenticated(request)
     body = validated(request, ContactCreate, contact_values(await velstack_params(request)))
-    pool = request.config_dict[POOL]
+    pool = shared(request)[POOL]
     async with unavailable_as_error(), pool.acquire() as conn:
         row = await contacts.create_contact(conn, who.account_id, body.contact())
         names = await group_names(conn, who.account_id) if row.group_ids else {}
@@ -274,7 +274,7 @@ async def create_contact(request: web.Request) -> web.Response:
 @routes.get("/api/contact")
 async def list_contacts(request: web.Request) -> web.Response:
     who = await authenticated(request)
-    pool = request.config_dict[POOL]
+    pool = shared(request)[POOL]
     async with unavailable_as_error(), pool.acquire() as conn:
         rows = await every_contact(conn, who.account_id)
         names = await group_names(conn, who.account_id)
@@ -286,7 +286,7 @@ async def group_contacts(request: web.Request) -> web.Response:
     """The id is a group's: its contacts."""
     who = await authenticated(request)
     group_id = _id(request, "group")
-    pool = request.config_dict[POOL]
+    pool = shared(request)[POOL]
     async with unavailable_as_error(), pool.acquire() as conn:
         group = await contacts.get_group(conn, who.account_id, group_id)
         rows = await every_contact(conn, who.account_id, group_id)
@@ -300,7 +300,7 @@ async def update_contact(request: web.Request) -> web.Response:
     who = await authenticated(request)
     contact_id = _id(request, "contact")
     body = validated(request, ContactUpdate, contact_values(await velstack_params(request)))
-    pool = request.config_dict[POOL]
+    pool = shared(request)[POOL]
     async with unavailable_as_error(), pool.acquire() as conn:
         await contacts.update_contact(conn, who.account_id, contact_id, body.changes())
     return reply("Contact updated successfully")
@@ -311,7 +311,7 @@ async def delete_contact(request: web.Request) -> web.Response:
     who = await authenticated(request)
     contact_id = _id(request, "contact")
     async with unavailable_as_error():
-        await contacts.delete_contact(request.config_dict[POOL], who.account_id, contact_id)
+        await contacts.delete_contact(shared(request)[POOL], who.account_id, contact_id)
     return reply("Contact deleted successfully")
 
 
@@ -329,7 +329,7 @@ async def register_sender_id(request: web.Request) -> web.Response:
     )
     async with unavailable_as_error():
         row = await sender_ids.register(
-            request.config_dict[POOL], who.account_id, body.sender_id, body.purpose
+            shared(request)[POOL], who.account_id, body.sender_id, body.purpose
         )
     registered = SenderId(
         id=row.sender_id, purpose=row.purpose, status=row.status, date=laravel_time(row.created_at)

@@ -19,7 +19,7 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import BaseModel
 
-from api.context import POOL, ROUTES, caller
+from api.context import POOL, ROUTES, caller, shared
 from api.dialects import vendel_auth
 from api.dialects.base import bearer, by_key, dialect_app, params, validated
 from api.dialects.vendel_shapes import (
@@ -130,7 +130,7 @@ async def _device(request: web.Request, values: dict[str, Any]) -> str | None:
         return None
     async with unavailable_as_error():
         known = isinstance(device, str) and await connectors_store.exists(
-            request.config_dict[POOL], device
+            shared(request)[POOL], device
         )
     if not known:
         raise ApiError(400, DEVICE_NOT_FOUND, "Device not found.")
@@ -147,7 +147,7 @@ async def _template(request: web.Request, values: dict[str, Any]) -> str:
     except ValueError:
         template_id = None
     if template_id is not None:
-        pool = request.config_dict[POOL]
+        pool = shared(request)[POOL]
         async with unavailable_as_error():
             found = await templates_store.get(pool, caller(request).account_id, template_id)
             owner = None if found is not None else await templates_store.owner(pool, template_id)
@@ -161,7 +161,7 @@ async def _template(request: web.Request, values: dict[str, Any]) -> str:
 def _check_routes(request: web.Request, answer: SendAccepted, device: str | None) -> None:
     """Every recipient has a connector (else 503 no_devices), and it is ``device`` if named.
     The route table was refreshed by the send's own checks a moment ago."""
-    table = request.config_dict[ROUTES]
+    table = shared(request)[ROUTES]
     for message in answer.messages:
         route = table.match(message.to)
         if route is None:
@@ -229,7 +229,7 @@ async def read_message(request: web.Request) -> web.Response:
     except ValueError:
         raise NotFound("The requested resource wasn't found.") from None
     async with unavailable_as_error():
-        view = await messages_store.find(request.config_dict[POOL], who.account_id, message_id)
+        view = await messages_store.find(shared(request)[POOL], who.account_id, message_id)
     if view is None:
         raise NotFound("The requested resource wasn't found.")
     row = view.message

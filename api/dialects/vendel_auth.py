@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from api.context import POOL, Caller
+from api.context import POOL, Caller, shared
 from api.dialects.base import bearer, by_key, by_key_id
 from api.errors import ApiError
 from broker import jwt_tokens
@@ -41,7 +41,7 @@ class SigningSecret:
                 if self.value is None:
                     async with unavailable_as_error():
                         self.value = await gateway_secrets.ensure(
-                            request.config_dict[POOL], SECRET_NAME, os.urandom(32)
+                            shared(request)[POOL], SECRET_NAME, os.urandom(32)
                         )
         return self.value
 
