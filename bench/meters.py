@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 
 import asyncpg
 
@@ -12,6 +13,7 @@ from bench.database import backend_pids
 from bench.procstat import Tracked, is_named, pids_named
 
 SAMPLE_EVERY = 0.5
+MARK_TENTH, MARK_END = "a tenth done", "end"
 BENCH, RABBITMQ, POSTGRES = "bench (load + receiver)", "rabbitmq (beam.smp)", "postgres backends"
 BENCH_WITH_GATEWAY = "bench (gateway + load + receiver)"
 
@@ -31,6 +33,9 @@ class Meters:
         self.rabbitmq = Tracked(RABBITMQ, sampled_rss=True)
         self.postgres = Tracked(POSTGRES)
         self.groups += [self.bench, self.rabbitmq, self.postgres]
+        #: Memory held at named moments of the run (a tenth of the messages done, the end),
+        #: per group: whether it stays flat once warm.
+        self.marks: dict[str, dict[str, int | None]] = {}
 
     def _group(self, name: str, pids: list[int]) -> Tracked:
         tracked = Tracked(name)
@@ -61,11 +66,18 @@ class Meters:
         for group in self.groups:
             group.sample()
 
-    async def run(self) -> None:
-        """Sample until cancelled."""
+    def mark(self, label: str) -> None:
+        """Note what each group holds now, under ``label`` (once)."""
+        if label not in self.marks:
+            self.marks[label] = {g.name: g.rss_now_kb() for g in self.groups}
+
+    async def run(self, progress: Callable[[], int] | None = None, tenth: int = 0) -> None:
+        """Sample until cancelled; once ``progress()`` reaches ``tenth``, mark memory."""
         while True:
             await asyncio.sleep(SAMPLE_EVERY)
             await self.sample()
+            if progress is not None and tenth and progress() >= tenth:
+                await asyncio.to_thread(self.mark, MARK_TENTH)
 
     def figures(self) -> list[dict[str, object]]:
         return [
@@ -75,6 +87,7 @@ class Meters:
                 "peak_rss_kb": g.peak_rss_kb,
                 "peak_source": "VmRSS sampled during the run" if g.sampled_rss else "VmHWM",
                 "cpu_s": g.cpu_s,
+                "rss_kb_at": {label: marks.get(g.name) for label, marks in self.marks.items()},
             }
             for g in self.groups
         ]

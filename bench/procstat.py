@@ -119,6 +119,12 @@ class Tracked:
             if cpu is not None:
                 self.cpu_last[pid] = cpu
 
+    def rss_now_kb(self) -> int | None:
+        """What the group's live processes hold now (VmRSS, summed)."""
+        found = [peak_rss_kb(pid, field="VmRSS") for pid in self.pids]
+        held = [kb for kb in found if kb is not None]
+        return sum(held) if held else None
+
     @property
     def peak_rss_kb(self) -> int | None:
         """The largest peak of the group's processes."""

@@ -67,11 +67,14 @@ def render_text(result: BenchResult) -> str:
         "statuses    "
         + (", ".join(f"{k} {v:,}" for k, v in sorted(result.statuses.items())) or "none"),
         "",
-        f"{'process':28} {'n':>3} {'peak RSS':>12} {'CPU s':>9}",
+        f"{'process':28} {'n':>3} {'peak RSS':>12} {'CPU s':>9} {'RSS at 10%':>12}"
+        f" {'RSS at end':>12}",
     ]
     for p in result.processes:
+        at = p.get("rss_kb_at") or {}
         lines.append(
             f"{p['name']:28} {p['processes']:>3} {_mib(p['peak_rss_kb']):>12} {_num(p['cpu_s']):>9}"
+            f" {_mib(at.get('a tenth done')):>12} {_mib(at.get('end')):>12}"
         )
     lines.append(
         "peak RSS: VmHWM; for RabbitMQ, which predates the run, the largest VmRSS sampled during"

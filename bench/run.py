@@ -19,7 +19,7 @@ import structlog
 from bench import database
 from bench.database import SIM_CONNECTOR, Books, Tenant
 from bench.load import LoadGenerator, LoadResult
-from bench.meters import BENCH, BENCH_WITH_GATEWAY, Meters
+from bench.meters import BENCH, BENCH_WITH_GATEWAY, MARK_END, Meters
 from bench.options import BenchOptions
 from bench.rabbit import delete_queues, queue_names
 from bench.readiness import BenchFailed
@@ -137,7 +137,9 @@ async def measure(
 ) -> Measured:
     deadline = time.monotonic() + opts.timeout
     generator = LoadGenerator(stack.api_urls, tenant.key, opts)
-    sampler = asyncio.create_task(meters.run())
+    sampler = asyncio.create_task(
+        meters.run(lambda: len(receiver.outcomes), tenth=max(1, opts.messages // 10))
+    )
     timed_out = False
     try:
         async with asyncio.timeout_at(_loop_time(deadline)):
@@ -150,6 +152,7 @@ async def measure(
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
     await meters.sample()
+    meters.mark(MARK_END)
     return Measured(generator.result, receiver, timed_out)
 
 
