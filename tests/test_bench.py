@@ -331,9 +331,10 @@ def test_command_runs_processes_and_prints_json(pg_dsn: str, amqp_url: str) -> N
         assert by_name[name]["processes"] == 1
         assert by_name[name]["peak_rss_kb"] > 0
         assert by_name[name]["cpu_s"] is not None
-        # Memory once a tenth of the messages were done, and at the end: is it flat?
+        # Memory at the end (and once a tenth was done, if a sample fell before the end).
         at = by_name[name]["rss_kb_at"]
-        assert set(at) == {"a tenth done", "end"} and all(kb > 0 for kb in at.values())
+        assert "end" in at and set(at) <= {"a tenth done", "end"}
+        assert all(kb > 0 for kb in at.values())
     assert {"rabbitmq (beam.smp)", "postgres backends"} <= set(by_name)
     assert doc["cpu"]["total_s"] >= 0
 
