@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -24,7 +23,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from broker.bind_leases import BindLeases, Wanted, tps_share
 from broker.long_mode import LongMode
 from broker.notify import publish_events, status_events
-from broker.queue_messages import NotDecodable, SubmitJob, decode
+from broker.queue_messages import SubmitJob
 from broker.queues import SUBMIT_CHUNK, Amqp
 from broker.routing import RouteTable
 from broker.smpp.connector import (
@@ -38,14 +37,13 @@ from broker.smpp.constants import Status
 from broker.smpp.errors import SmppCodecError
 from broker.smpp.receipt import IdFormat, canonical_message_id
 from broker.status import PartStatus
-from broker.store import connectors, ledger
+from broker.store import connectors
 from broker.store import messages as store
 from broker.submit_plan import plan_parts, smpp_absolute_time
 from workers.consumer import TRANSIENT, Consumer
 from workers.forwarder import DeliverForwarder
-from workers.poison import dead_letter_body
 from workers.polling import every
-from workers.submit_jobs import expired
+from workers.submit_jobs import Outcomes, claim_job, expired, one_by_one, record, requeue
 
 log = structlog.get_logger(__name__)
 
@@ -54,20 +52,6 @@ TEMPORARY_STATUSES = frozenset({Status.ESME_RTHROTTLED, Status.ESME_RMSGQFUL})
 #: Refusals that are the connector's, not the message's: the connector is out, its messages
 #: go to the next route.
 CONNECTOR_STATUSES = frozenset({Status.ESME_RSYSERR, Status.ESME_RINVBNDSTS})
-#: Pause before messages the carrier could not take yet go back to the queue.
-RETRY_PAUSE = 2.0
-
-
-@dataclass
-class Outcomes:
-    """What happened to the parts of one AMQP message's messages."""
-
-    parts: list[store.Part] = field(default_factory=list)
-    sent: list[UUID] = field(default_factory=list)
-    failed: dict[UUID, tuple[str, str]] = field(default_factory=dict)
-    retry: list[UUID] = field(default_factory=list)
-    #: Refused by the connector itself (not for the message): for another connector.
-    handover: list[UUID] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -266,21 +250,12 @@ class SubmitWorker:
             consumer = Consumer(
                 self.amqp,
                 self.amqp.names.submit(name),
-                self._handler(name),
+                one_by_one(self.handle, name),
                 name=f"submit.{name}",
                 prefetch=runtime.prefetch,
             )
             await consumer.start()
             self.consumers[name] = consumer
-
-    def _handler(
-        self, name: str
-    ) -> Callable[[list[AbstractIncomingMessage], int], Awaitable[None]]:
-        async def on_message(deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
-            for message in deliveries:
-                await self.handle(name, message, attempt)
-
-        return on_message
 
     async def handle(self, name: str, message: AbstractIncomingMessage, attempt: int = 1) -> None:
         """Submit one SubmitJob's messages; raise (and the consumer retries) if not recorded.
@@ -289,15 +264,10 @@ class SubmitWorker:
         attempt left in 'sending'.
         """
         runtime = self.runtimes[name]
-        try:
-            job = decode(SubmitJob, message.body)
-        except NotDecodable as exc:
-            queue = self.amqp.names.submit(name)
-            await dead_letter_body(self.amqp, queue, message.body, exc.reason, version=exc.version)
+        taken = await claim_job(self.pool, self.amqp, name, message, attempt)
+        if taken is None:
             return
-        ids = job.ids
-        take_back = bool(message.redelivered or job.retry or attempt > 1)
-        claimed = await store.claim(self.pool, ids, take_back)
+        job, claimed = taken
         outcomes = Outcomes()
         if name in self._out:
             # Out: what no part of went out yet goes to the next route now.
@@ -311,7 +281,7 @@ class SubmitWorker:
                 for row in claimed
             )
         )
-        failed_rows = await self._record(name, outcomes)
+        failed_rows = await record(self.pool, name, outcomes)
         if outcomes.handover:
             reason = "refused submit_sm with a connector error"
             if await connectors.mark_out(self.pool, name, reason):
@@ -326,12 +296,7 @@ class SubmitWorker:
                 count=len(outcomes.retry),
                 message_ids=[str(i) for i in outcomes.retry[:5]],
             )
-            await asyncio.sleep(RETRY_PAUSE)
-            plain = {i: job.plain_bodies[i] for i in outcomes.retry if i in job.plain_bodies}
-            await self.amqp.publish(
-                self.amqp.names.submit(name),
-                SubmitJob(ids=outcomes.retry, retry=True, plain_bodies=plain),
-            )
+            await requeue(self.amqp, name, job, outcomes.retry)
         await publish_events(self.amqp, status_events(failed_rows))
 
     async def _submit_message(
@@ -434,13 +399,3 @@ class SubmitWorker:
         code = f"0x{status:08X}"
         out.parts.append((mid, seq, None, PartStatus.FAILED, status, code))
         return "SUBMIT_REJECTED", f"the carrier refused part {seq}: command_status {code}"
-
-    async def _record(self, name: str, out: Outcomes) -> list[asyncpg.Record]:
-        if not (out.parts or out.sent or out.failed):
-            return []
-        async with self.pool.acquire() as conn, conn.transaction():
-            await store.insert_parts(conn, name, out.parts)
-            await store.mark_sent(conn, out.sent)
-            rows = await store.mark_failed(conn, out.failed)
-            await ledger.refund_failed(conn, list(out.failed))
-            return rows

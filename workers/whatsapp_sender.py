@@ -12,7 +12,6 @@ Their statuses come back as webhooks (api.whatsapp_webhooks) and are applied as 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import aiohttp
@@ -22,17 +21,13 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from broker import whatsapp
 from broker.notify import publish_events, status_events
-from broker.queue_messages import NotDecodable, SubmitJob, decode
 from broker.queues import Amqp
 from broker.status import PartStatus
-from broker.store import connectors, ledger
-from broker.store import messages as store
+from broker.store import connectors
 from broker.store.connectors import WhatsAppConnector
 from workers.consumer import Consumer
-from workers.poison import dead_letter_body
 from workers.polling import every
-from workers.submit import RETRY_PAUSE, Outcomes
-from workers.submit_jobs import expired
+from workers.submit_jobs import Outcomes, claim_job, expired, one_by_one, record, requeue
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +84,7 @@ class WhatsAppSender:
             consumer = Consumer(
                 self.amqp,
                 self.amqp.names.submit(found.name),
-                self._handler(found.name),
+                one_by_one(self.handle, found.name),
                 name=f"whatsapp.{found.name}",
                 prefetch=8,
             )
@@ -97,39 +92,21 @@ class WhatsAppSender:
             self.consumers[found.name] = consumer
             log.info("whatsapp connector started", connector=found.name)
 
-    def _handler(
-        self, name: str
-    ) -> Callable[[list[AbstractIncomingMessage], int], Awaitable[None]]:
-        async def on_message(deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
-            for message in deliveries:
-                await self.handle(name, message, attempt)
-
-        return on_message
-
     async def handle(self, name: str, message: AbstractIncomingMessage, attempt: int = 1) -> None:
         """Post one SubmitJob's messages; raise (and the consumer retries) if not recorded."""
-        try:
-            job = decode(SubmitJob, message.body)
-        except NotDecodable as exc:
-            queue = self.amqp.names.submit(name)
-            await dead_letter_body(self.amqp, queue, message.body, exc.reason, version=exc.version)
+        taken = await claim_job(self.pool, self.amqp, name, message, attempt)
+        if taken is None:
             return
-        take_back = bool(message.redelivered or job.retry or attempt > 1)
-        claimed = await store.claim(self.pool, job.ids, take_back)
+        job, claimed = taken
         out = Outcomes()
         connector = self.connectors[name]
         await asyncio.gather(
             *(self._send(connector, row, out, job.plain_bodies.get(row["id"])) for row in claimed)
         )
-        failed_rows = await self._record(name, out)
+        failed_rows = await record(self.pool, name, out)
         if out.retry:
             log.info("whatsapp messages requeued", connector=name, count=len(out.retry))
-            await asyncio.sleep(RETRY_PAUSE)
-            plain = {i: job.plain_bodies[i] for i in out.retry if i in job.plain_bodies}
-            await self.amqp.publish(
-                self.amqp.names.submit(name),
-                SubmitJob(ids=out.retry, retry=True, plain_bodies=plain),
-            )
+            await requeue(self.amqp, name, job, out.retry)
         await publish_events(self.amqp, status_events(failed_rows))
 
     async def _send(
@@ -192,13 +169,3 @@ class WhatsAppSender:
                 return resp.status, answer
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Temporary(repr(exc)) from exc
-
-    async def _record(self, name: str, out: Outcomes) -> list[asyncpg.Record]:
-        if not (out.parts or out.sent or out.failed):
-            return []
-        async with self.pool.acquire() as conn, conn.transaction():
-            await store.insert_parts(conn, name, out.parts)
-            await store.mark_sent(conn, out.sent)
-            rows = await store.mark_failed(conn, out.failed)
-            await ledger.refund_failed(conn, list(out.failed))
-            return rows
