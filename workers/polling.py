@@ -4,6 +4,7 @@ so a database restart or a bug in one pass never stops the role."""
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,7 @@ from workers.consumer import TRANSIENT, Backoff
 log = structlog.get_logger(__name__)
 
 
-class PollingWorker:
+class PollingWorker(abc.ABC):
     #: Named in logs.
     name = "poller"
 
@@ -25,9 +26,9 @@ class PollingWorker:
         self._task: asyncio.Task[None] | None = None
         self._backoff = Backoff()
 
+    @abc.abstractmethod
     async def run_once(self) -> int:
         """One pass; how much it did (a full ``batch``: go on at once)."""
-        raise NotImplementedError
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
