@@ -21,6 +21,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from broker import accounts
 from broker.config import Settings
+from broker.segmentation import decode_short_message
+from broker.smpp.constants import ESM_UDHI
 from smsc_sim import SimConfig, SmscSimulator
 
 
@@ -223,6 +225,10 @@ def with_settings(base: Settings, **overrides: Any) -> Settings:
     return replace(base, **overrides)
 
 
+#: The statuses a message.status webhook reports (a message's outcomes).
+OUTCOMES = frozenset({"delivered", "undelivered", "failed", "canceled"})
+
+
 @dataclass
 class SimStack:
     """A whole gateway whose default route is a simulated carrier: what a test module shares.
@@ -250,6 +256,37 @@ class SimStack:
             f"{self.api}{path}", params=params, headers=customer.headers
         ) as resp:
             return resp.status, await resp.json()
+
+    async def final_webhook(self, customer: Customer, message_id: str) -> dict[str, Any]:
+        """The message's status webhook (only outcomes have one), its signature verified."""
+        hits = await self.receiver.wait_for(
+            lambda r: (
+                r.path == customer.path
+                and r.json["type"] == "message.status"
+                and r.json["data"]["id"] == message_id
+                and r.json["data"]["status"] in OUTCOMES
+            )
+        )
+        verify_standard_webhook(customer.webhook_secret, hits[0].headers, hits[0].body)
+        data: dict[str, Any] = hits[0].json["data"]
+        return data
+
+    async def carrier_text(self, to: str, *, timeout: float = 15.0) -> str:
+        """What the carrier got last for ``to`` (one part), waiting for it to arrive."""
+        digits = to.lstrip("+")
+
+        async def found() -> str:
+            while True:
+                for record in reversed(self.sim.submitted):
+                    if record.destination_addr.lstrip("+") == digits:
+                        return decode_short_message(
+                            record.short_message,
+                            record.data_coding,
+                            udhi=bool(record.esm_class & ESM_UDHI),
+                        ).text
+                await asyncio.sleep(0.05)
+
+        return await asyncio.wait_for(found(), timeout)
 
 
 StackT = TypeVar("StackT", bound=SimStack)

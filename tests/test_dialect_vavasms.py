@@ -26,7 +26,6 @@ import pytest
 
 from broker import accounts, logins, sender_ids
 from broker.config import Settings
-from broker.segmentation import decode_short_message
 from broker.status import SenderIdStatus
 from tests.harness import SimStack, sim_stack, verify_standard_webhook, with_settings
 
@@ -126,20 +125,6 @@ class Stack(SimStack):
         assert status == 200, body
         assert body["code"] == 0 and body["message"] == "OPERATION_SUCCES", body
         return body["data"]
-
-    async def carrier_text(self, to: str, *, timeout: float = 15.0) -> str:
-        async def found() -> str:
-            while True:
-                for record in reversed(self.sim.submitted):
-                    if record.destination_addr.lstrip("+") == to:
-                        return decode_short_message(
-                            record.short_message,
-                            record.data_coding,
-                            udhi=bool(record.esm_class & ESM_UDHI),
-                        ).text
-                await asyncio.sleep(0.05)
-
-        return await asyncio.wait_for(found(), timeout)
 
     async def status_until(self, who: Vava, message_id: str, state: str) -> list[Any]:
         """text/status of a message, asked until it reports ``state``."""

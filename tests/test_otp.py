@@ -18,14 +18,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from broker.config import Settings
-from broker.segmentation import decode_short_message
-from broker.smpp.constants import ESM_UDHI
 from tests.harness import (
     Customer,
     SimStack,
     ledger_consistent,
     sim_stack,
-    verify_standard_webhook,
 )
 
 
@@ -51,36 +48,6 @@ class Stack(SimStack):
         assert status == 200, body
         result: dict[str, Any] = body
         return result
-
-    async def carrier_text(self, to: str, *, timeout: float = 15.0) -> str:
-        """What the carrier got for ``to`` (one part)."""
-        digits = to.lstrip("+")
-
-        async def found() -> str:
-            while True:
-                for record in reversed(self.sim.submitted):
-                    if record.destination_addr.lstrip("+") == digits:
-                        return decode_short_message(
-                            record.short_message,
-                            record.data_coding,
-                            udhi=bool(record.esm_class & ESM_UDHI),
-                        ).text
-                await asyncio.sleep(0.05)
-
-        return await asyncio.wait_for(found(), timeout)
-
-    async def final_webhook(self, customer: Customer, message_id: str) -> dict[str, Any]:
-        hits = await self.receiver.wait_for(
-            lambda r: (
-                r.path == customer.path
-                and r.json["type"] == "message.status"
-                and r.json["data"]["id"] == message_id
-                and r.json["data"]["status"] in ("delivered", "undelivered", "failed")
-            )
-        )
-        verify_standard_webhook(customer.webhook_secret, hits[0].headers, hits[0].body)
-        data: dict[str, Any] = hits[0].json["data"]
-        return data
 
 
 @pytest.fixture(scope="module")

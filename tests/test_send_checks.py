@@ -27,18 +27,6 @@ from tests.harness import (
 class Stack(SimStack):
     """The module's gateway, with the helpers its tests speak in."""
 
-    async def final(self, customer: Customer, message_id: str) -> dict[str, Any]:
-        hits = await self.receiver.wait_for(
-            lambda r: (
-                r.path == customer.path
-                and r.json["type"] == "message.status"
-                and r.json["data"]["id"] == message_id
-                and r.json["data"]["status"] in ("delivered", "failed", "undelivered")
-            )
-        )
-        data: dict[str, Any] = hits[0].json["data"]
-        return data
-
     async def approve(self, customer: Customer, sender: str) -> None:
         await self.pool.execute(
             "INSERT INTO sender_ids (account_id, sender_id, purpose, status, decided_at)"
@@ -110,7 +98,7 @@ async def test_an_alphanumeric_sender_must_be_approved(stack: Stack) -> None:
     await stack.rules_expire()
     status, body = await stack.send(customer, {"to": to, "body": "hi", "from": "AcmeBank"})
     assert status == 202, body
-    data = await stack.final(customer, body["messages"][0]["id"])
+    data = await stack.final_webhook(customer, body["messages"][0]["id"])
     assert data["status"] == "delivered" and data["from"] == "AcmeBank"
     assert submitted_from(stack.sim, to) == ["AcmeBank"]
 
@@ -128,7 +116,7 @@ async def test_a_number_as_sender_needs_no_registration(stack: Stack) -> None:
     to = number()
     status, body = await stack.send(customer, {"to": to, "body": "hi", "from": "+14155550100"})
     assert status == 202, body
-    await stack.final(customer, body["messages"][0]["id"])
+    await stack.final_webhook(customer, body["messages"][0]["id"])
     assert submitted_from(stack.sim, to) == ["14155550100"]
 
 
@@ -141,7 +129,7 @@ async def test_the_default_sender_is_used_without_from(stack: Stack) -> None:
     to = number()
     status, body = await stack.send(customer, {"to": to, "body": "hi"})
     assert status == 202, body
-    data = await stack.final(customer, body["messages"][0]["id"])
+    data = await stack.final_webhook(customer, body["messages"][0]["id"])
     assert data["from"] == "Defaulty"
     assert submitted_from(stack.sim, to) == ["Defaulty"]
     # a default whose approval was withdrawn is refused like any unapproved sender
@@ -185,11 +173,11 @@ async def test_an_opted_out_recipient_in_a_batch_fails_uncharged(stack: Stack) -
     assert by_to[refused]["status"] == "failed"
     assert by_to[fine]["status"] == "queued"
 
-    failed = await stack.final(customer, by_to[refused]["id"])
+    failed = await stack.final_webhook(customer, by_to[refused]["id"])
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "OPTED_OUT"
     assert failed["cost"] == 0
-    assert (await stack.final(customer, by_to[fine]["id"]))["status"] == "delivered"
+    assert (await stack.final_webhook(customer, by_to[fine]["id"]))["status"] == "delivered"
     assert submitted_from(stack.sim, refused) == []
     charges = await stack.pool.fetchval(
         "SELECT count(*) FROM ledger WHERE message_id = $1", uuid.UUID(by_to[refused]["id"])
@@ -300,7 +288,7 @@ async def test_search_by_every_filter_with_pagination(stack: Stack) -> None:
     assert status == 202
     everything = [*ids["alice"], *ids["bob"], *(m["id"] for m in batch["messages"])]
     for mid in everything:
-        await stack.final(customer, mid)
+        await stack.final_webhook(customer, mid)
 
     async def all_pages(**params: str) -> list[str]:
         found: list[str] = []

@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
 import pytest
@@ -68,18 +67,6 @@ class Stack(SimStack):
             assert resp.status == 201, await resp.text()
             who.webhook_secret = (await resp.json())["secret"]
         return who
-
-    async def final_webhook(self, who: Customer, message_id: str) -> dict[str, Any]:
-        [hit] = await self.receiver.wait_for(
-            lambda r: (
-                r.path == who.path
-                and r.json["type"] == "message.status"
-                and r.json["data"]["id"] == message_id
-            )
-        )
-        verify_standard_webhook(who.webhook_secret, hit.headers, hit.body)
-        data: dict[str, Any] = hit.json["data"]
-        return data
 
     async def status_of(self, message_id: str) -> str:
         found: str = await self.pool.fetchval(
