@@ -76,6 +76,8 @@ class RouteTable:
         that is in (and not in ``avoid``), one of them by weight; if every one is out, the
         first anyway (its messages wait for it rather than fail)."""
         found = self.candidates(e164, channel)
+        if len(found) == 1 and not avoid:
+            return found[0]  # the common case: one connector, taken in or out
         usable = [r for r in found if not r.out and r.connector not in avoid]
         if not usable:
             usable = [r for r in found if r.connector not in avoid]

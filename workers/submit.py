@@ -125,8 +125,6 @@ class SubmitWorker:
         self._settings: dict[str, tuple[object, ...]] = {}
         #: Since when a connector this process holds slots of has had no bind up.
         self._unbound_since: dict[str, float] = {}
-        #: Connectors out (connector_outages), as last read: their messages go elsewhere.
-        self._out: set[str] = set()
         self._refresh_every = refresh_every
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -208,17 +206,14 @@ class SubmitWorker:
         before it is tried again)."""
         now = time.monotonic()
         out = await connectors.outages(self.pool)
-        self._out = set(out)
-        for runtime_name, runtime in self.runtimes.items():
-            runtime.connector.set_out(runtime_name in out)
         for name, runtime in self.runtimes.items():
             connector = runtime.connector
+            connector.set_out(name in out)
             if connector.bound_count > 0 or not connector.slots:
                 self._unbound_since.pop(name, None)
                 back = connector.bound_count > 0 and out.get(name, 0.0) >= runtime.failover_after
                 if back and await connectors.mark_back(self.pool, name):
                     log.info("connector back in", connector=name)
-                    self._out.discard(name)
                     connector.set_out(False)
                 continue
             since = self._unbound_since.setdefault(name, now)
@@ -226,7 +221,6 @@ class SubmitWorker:
                 reason = f"no bind up for {runtime.failover_after:g} s"
                 if await connectors.mark_out(self.pool, name, reason):
                     log.warning("connector out: routes pass it over", connector=name, reason=reason)
-                self._out.add(name)
                 connector.set_out(True)
 
     async def _give_back(self, name: str, slots: set[int]) -> None:
@@ -269,7 +263,7 @@ class SubmitWorker:
             return
         job, claimed = taken
         outcomes = Outcomes()
-        if name in self._out:
+        if runtime.connector.out:
             # Out: what no part of went out yet goes to the next route now.
             fresh = [r for r in claimed if not r["done"]]
             left = await self._hand_over(name, claimed, [r["id"] for r in fresh], "is out")
@@ -286,7 +280,6 @@ class SubmitWorker:
             reason = "refused submit_sm with a connector error"
             if await connectors.mark_out(self.pool, name, reason):
                 log.warning("connector out: routes pass it over", connector=name, reason=reason)
-            self._out.add(name)
             runtime.connector.set_out(True)
             outcomes.retry += await self._hand_over(name, claimed, outcomes.handover, reason)
         if outcomes.retry:

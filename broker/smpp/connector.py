@@ -320,6 +320,11 @@ class Connector:
             return SubmitOutcome(refused, None)
         raise SubmitUnavailable(f"{self.config.name}: {reason} not met within the timeout")
 
+    @property
+    def out(self) -> bool:
+        """Out (connector_outages): its messages go to the next route."""
+        return self._out
+
     def set_out(self, out: bool) -> None:
         """Out: submits that would wait for a bind give up at once (SubmitUnavailable), so
         their messages can go to another connector instead of waiting here."""
