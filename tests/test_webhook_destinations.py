@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import uuid
 
-import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
@@ -21,6 +20,7 @@ from api.schemas.messages import SendRequest
 from api.webhooks import endpoints
 from broker.config import Settings
 from broker.errors import BrokerError
+from broker.http_client import HttpClient
 from broker.webhooks.delivery import Delivery, post
 from broker.webhooks.destinations import PublicOnlyResolver, is_public, refused_destination
 from broker.webhooks.payloads import parse_event
@@ -88,8 +88,9 @@ async def test_post_refuses_a_private_literal_without_sending() -> None:
         }
     )
     delivery = Delivery(event, None, "http://127.0.0.1:9/x", "whsec_" + "A" * 44, 1)
-    async with aiohttp.ClientSession() as session:
-        outcome = await post(session, delivery, allow_private=False)
+    client = HttpClient()
+    outcome = await post(client, delivery, timeout=5, allow_private=False)
+    await client.close()
     assert outcome.status_code is None and "private address" in (outcome.error or "")
 
 

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 from uuid import UUID
 
-import aiohttp
 import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -24,11 +23,12 @@ from prometheus_client import Counter, Histogram
 
 from broker.config import Settings
 from broker.errors import DependencyUnavailable
+from broker.http_client import HttpClient
 from broker.queues import Amqp
 from broker.webhooks import attempts
 from broker.webhooks.attempts import AttemptRow
 from broker.webhooks.delivery import Delivery, Outcome, post
-from broker.webhooks.destinations import connector_options
+from broker.webhooks.destinations import webhook_resolver
 from broker.webhooks.formats import STANDARD
 from broker.webhooks.payloads import Parsed, PayloadError, Retry, parse_payload, retries_payload
 from broker.webhooks.policy import Verdict, judge, retry_tier
@@ -89,7 +89,7 @@ class WebhookSender:
         self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._targets = TargetCache(pool, ttl=cache_ttl)
-        self._session: aiohttp.ClientSession | None = None
+        self._client: HttpClient | None = None
         self._consumer = Consumer(
             amqp,
             amqp.names.webhooks,
@@ -101,23 +101,16 @@ class WebhookSender:
 
     async def start(self) -> None:
         await self._amqp.declare_topology(self._settings.webhook_retry_delays)
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=self._concurrency,
-                keepalive_timeout=30,
-                **connector_options(self._settings.webhook_allow_private),
-            ),
-            timeout=aiohttp.ClientTimeout(total=self._settings.webhook_timeout),
-        )
+        self._client = HttpClient(webhook_resolver(self._settings.webhook_allow_private))
         await self._consumer.start()
         log.info("webhook sender started", queue=self._amqp.names.webhooks)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking messages, let those in flight finish for ``grace`` seconds, then close."""
         await self._consumer.stop(grace)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
         log.info("webhook sender stopped")
 
     async def _handle(self, deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
@@ -230,11 +223,14 @@ class WebhookSender:
         )
 
     async def _attempt(self, delivery: Delivery) -> Outcome:
-        if self._session is None:
+        if self._client is None:
             raise DependencyUnavailable("webhook sender is not started", code="NOT_STARTED")
         async with self._slots:
             return await post(
-                self._session, delivery, allow_private=self._settings.webhook_allow_private
+                self._client,
+                delivery,
+                timeout=self._settings.webhook_timeout,
+                allow_private=self._settings.webhook_allow_private,
             )
 
     async def _publish_retries(self, tier: int, retries: Sequence[Retry]) -> None:

@@ -7,16 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
-import aiohttp
-
+from broker.http_client import HttpClient
 from broker.webhooks.destinations import refused_destination
 from broker.webhooks.formats import JSON_TYPE, STANDARD, render
 from broker.webhooks.payloads import Event
 from broker.webhooks.signing import sign_all
 
 USER_AGENT = "smsbroker-webhooks/1"
-#: Enough of a response to keep the connection reusable; the rest is not wanted.
-_MAX_RESPONSE_READ = 64 * 1024
 _MAX_ERROR = 300
 
 
@@ -54,15 +51,6 @@ def signed_headers(
     }
 
 
-async def _drain(response: aiohttp.ClientResponse) -> None:
-    remaining = _MAX_RESPONSE_READ
-    while remaining > 0:
-        chunk = await response.content.read(min(remaining, 16 * 1024))
-        if not chunk:
-            return
-        remaining -= len(chunk)
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timeout"
@@ -71,9 +59,10 @@ def _describe(exc: BaseException) -> str:
 
 
 async def post(
-    session: aiohttp.ClientSession,
+    client: HttpClient,
     delivery: Delivery,
     *,
+    timeout: float,
     wall_clock: Callable[[], float] = time.time,
     allow_private: bool = True,
 ) -> Outcome:
@@ -85,13 +74,10 @@ async def post(
     status: int | None = None
     error: str | None = None
     try:
-        async with session.post(
-            delivery.url, data=body, headers=headers, allow_redirects=False
-        ) as response:
-            status = response.status
-            await _drain(response)
-    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-        # ValueError: a URL aiohttp cannot use (bad host, IDNA); the answer, if any, is kept.
+        status = (await client.post(delivery.url, body, headers, timeout=timeout)).status
+    except (TimeoutError, OSError, ValueError) as exc:
+        # ValueError: a URL that cannot be used (bad host, IDNA). Redirects are not followed:
+        # a 3xx is the endpoint's answer.
         error = _describe(exc)
     duration_ms = int((time.monotonic() - started) * 1000)
     return Outcome(status, error, duration_ms)

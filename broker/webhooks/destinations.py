@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -58,5 +57,6 @@ class PublicOnlyResolver(AbstractResolver):
         return "PublicOnlyResolver()"
 
 
-def connector_options(allow_private: bool) -> dict[str, Any]:
-    return {} if allow_private else {"resolver": PublicOnlyResolver()}
+def webhook_resolver(allow_private: bool) -> AbstractResolver | None:
+    """The resolver webhook connections use: None (any address) or public addresses only."""
+    return None if allow_private else PublicOnlyResolver()
