@@ -361,3 +361,24 @@ async def test_https(tmp_path: Path) -> None:
     finally:
         await http.close()
         server.close()
+
+
+def test_under_uvloop() -> None:
+    """The workers run on uvloop, whose transports are not asyncio's classes."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> None:
+        http = HttpClient()
+        try:
+            async with RawServer(answering(OK_EMPTY, OK_EMPTY)) as server:
+                for _ in range(2):
+                    assert (await http.post(server.url, b"{}", {}, timeout=5)).status == 204
+                assert server.connections == 1
+            async with RawServer(answering(OK_EMPTY, then_close=True)) as server:
+                for _ in range(3):
+                    assert (await http.post(server.url, b"{}", {}, timeout=5)).status == 204
+        finally:
+            await http.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
