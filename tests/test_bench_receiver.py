@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from bench.receiver import STATUS_EVENT, WebhookReceiver
+from broker.http_client import HttpClient
 
 
 @pytest.fixture
@@ -92,6 +93,19 @@ async def test_many_requests_on_one_aiohttp_connection(receiver: WebhookReceiver
     assert receiver.outcomes["m0"].at <= receiver.outcomes["m199"].at
     assert receiver.missing(["m5", "nope"]) == ["nope"]
     await asyncio.wait_for(receiver.wait_for(["m7"]), 1)  # already in: returns at once
+
+
+async def test_the_gateways_own_client_keeps_one_connection(receiver: WebhookReceiver) -> None:
+    """What the webhook sender posts with: 204 without a length is read as an empty answer."""
+    client = HttpClient()
+    try:
+        for i in range(50):
+            answer = await client.post(receiver.url, status_event(f"g{i}"), {}, timeout=5)
+            assert (answer.status, answer.body) == (204, b"")
+        assert len(receiver._transports) == 1
+    finally:
+        await client.close()
+    assert len(receiver.outcomes) == 50
 
 
 async def test_concurrent_aiohttp_connections(receiver: WebhookReceiver) -> None:
@@ -267,6 +281,7 @@ def test_under_uvloop() -> None:
         cases: list[Callable[[WebhookReceiver], Awaitable[None]]] = [
             test_many_requests_on_one_aiohttp_connection,
             test_concurrent_aiohttp_connections,
+            test_the_gateways_own_client_keeps_one_connection,
             test_a_body_split_over_several_writes,
             test_pipelined_requests_are_answered_in_order,
             functools.partial(test_a_request_that_does_not_keep_alive_closes, how=CLOSE),
