@@ -154,3 +154,35 @@ async def test_unknown_version_is_dead_lettered_naming_it(amqp: Amqp) -> None:
         "error": "unknown version 9",
         "item": {"v": 9, "requests": []},
     }
+
+
+async def test_deliveries_arriving_during_a_batch_wait_in_one_queue_not_a_task_each(
+    amqp: Amqp,
+) -> None:
+    """While a batch is handled, what arrives is taken by the same batcher afterwards, in
+    batches, in order. (It once got a task per arriving delivery, queued on a lock: thousands
+    under a backlog.)"""
+    release = asyncio.Event()
+    batches: list[list[int]] = []
+
+    async def slow(deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
+        await release.wait()
+        batches.append([json.loads(d.body)["n"] for d in deliveries])
+
+    consumer = Consumer(
+        amqp, amqp.names.events, slow, name="t", prefetch=200, batch=10, max_wait=0.01
+    )
+    await consumer.start()
+    for n in range(150):
+        await amqp.publish(amqp.names.events, {"n": n})
+    async with asyncio.timeout(10):
+        while len(consumer._pending) < 140:
+            await asyncio.sleep(0.02)
+    assert len(consumer._tasks) == 1
+    release.set()
+    async with asyncio.timeout(10):
+        while sum(map(len, batches)) < 150:
+            await asyncio.sleep(0.02)
+    assert [n for b in batches for n in b] == list(range(150))
+    assert all(len(b) <= 10 for b in batches) and len(batches) <= 16
+    await consumer.stop(5)

@@ -115,7 +115,8 @@ class Consumer:
         self._stopping = asyncio.Event()
         self._pending: list[AbstractIncomingMessage] = []
         self._timer: asyncio.TimerHandle | None = None
-        self._lock = asyncio.Lock()
+        #: The one task handling ``_pending`` batch after batch, while there is any.
+        self._batcher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -148,22 +149,25 @@ class Consumer:
             self._timer = asyncio.get_running_loop().call_later(self._max_wait, self._flush_soon)
 
     def _flush_soon(self) -> None:
+        """Start the batcher unless it runs: it takes what arrives while it works. (A task per
+        flush, queued on a lock, made one task per delivery that arrived during a batch:
+        thousands under a backlog, holding memory and CPU for nothing.)"""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._pending:
+        if not self._pending or self._batcher is not None:
             return
-        task = asyncio.create_task(self._next_batch())
+        task = self._batcher = asyncio.create_task(self._run_pending())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _next_batch(self) -> None:
-        async with self._lock:
-            batch, self._pending = self._pending[: self._batch], self._pending[self._batch :]
-            if self._pending:
-                self._flush_soon()
-            if batch:
+    async def _run_pending(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[: self._batch], self._pending[self._batch :]
                 await self.run(batch)
+        finally:
+            self._batcher = None
 
     # --- running one unit of work --------------------------------------------------------
 
