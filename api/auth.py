@@ -8,7 +8,6 @@ round trip to check the balance.
 from __future__ import annotations
 
 import hashlib
-import time
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -20,6 +19,7 @@ from api.context import CALLER, POOL, Caller, shared
 from api.errors import ApiError, error_response, http_error_response, rate_limited
 from api.key_usage import note_use
 from api.ratelimit import LIMITER
+from api.ttl_cache import TtlCache
 from broker import logins
 from broker.api_keys import KeyStatus, status_of
 from broker.db import unavailable_as_error
@@ -74,33 +74,13 @@ def _caller(row: asyncpg.Record | None) -> Caller | Refusal:
     )
 
 
-class KeyCache:
+class KeyCache(TtlCache[bytes, Caller | Refusal]):
     """Key lookups remembered for ``ttl`` seconds by this API process.
 
     Under load most requests come with a key seen a moment ago; remembering the answer saves
     a PostgreSQL round trip per request. The price: a revoked key, or a balance change, takes
     up to ``ttl`` to be seen here (charging itself is always exact, in the charge worker).
     """
-
-    def __init__(self, ttl: float, max_entries: int = 100_000) -> None:
-        self.ttl = ttl
-        self._max = max_entries
-        self._entries: dict[bytes, tuple[float, Caller | Refusal]] = {}
-
-    def get(self, digest: bytes, now: float) -> Caller | Refusal | None:
-        hit = self._entries.get(digest)
-        if hit is None or now - hit[0] >= self.ttl:
-            return None
-        return hit[1]
-
-    def put(self, digest: bytes, now: float, answer: Caller | Refusal) -> None:
-        if self.ttl <= 0:
-            return
-        if len(self._entries) >= self._max:
-            self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self.ttl}
-            if len(self._entries) >= self._max:
-                self._entries.clear()
-        self._entries[digest] = (now, answer)
 
 
 KEY_CACHE = web.AppKey("key_cache", KeyCache)
@@ -109,16 +89,14 @@ KEY_CACHE = web.AppKey("key_cache", KeyCache)
 async def caller_for_key(request: web.Request, key: str) -> Caller:
     """The caller a key stands for; ApiError 401 (unknown) or 403 (revoked, expired,
     suspended). Provider dialects present keys their own way and call this too."""
-    cache = shared(request)[KEY_CACHE]
     digest = key_hash(key)
-    now = time.monotonic()
-    answer = cache.get(digest, now)
-    if answer is None:
+    pool = shared(request)[POOL]
+
+    async def read() -> Caller | Refusal:
         async with unavailable_as_error():
-            row = await key_store.owner_by_hash(shared(request)[POOL], digest)
-        answer = _caller(row)
-        cache.put(digest, now, answer)
-    return accepted(request, answer)
+            return _caller(await key_store.owner_by_hash(pool, digest))
+
+    return accepted(request, await shared(request)[KEY_CACHE].get_or_load(digest, read))
 
 
 async def caller_for_key_id(request: web.Request, key_id: UUID, account_id: UUID) -> Caller:
@@ -135,15 +113,14 @@ async def caller_for_login(request: web.Request, username: str, password: str) -
     a key (by a digest of both), so scrypt runs once per ``AUTH_CACHE_SECONDS``, not per call."""
     cache = shared(request)[KEY_CACHE]
     digest = hashlib.sha256(b"login\0" + username.encode() + b"\0" + password.encode()).digest()
-    now = time.monotonic()
-    answer = cache.get(digest, now)
+    answer = cache.get(digest)
     if answer is None:
         async with unavailable_as_error():
             row = await login_store.owner_by_login(shared(request)[POOL], username)
         if row is None or not await logins.check_password(password, row["password_hash"]):
             raise ApiError(401, "UNAUTHORIZED", "the username or password is wrong")
         answer = _caller(row)
-        cache.put(digest, now, answer)
+        cache.put(digest, answer)
     return accepted(request, answer)
 
 

@@ -478,15 +478,15 @@ async def test_idempotency_key_released_when_nothing_was_accepted(stack: Stack) 
 def test_key_cache_remembers_for_its_ttl_only() -> None:
     cache = KeyCache(ttl=1.0, max_entries=2)
     who = Caller(uuid.uuid4(), uuid.uuid4(), "US", 1.0, 60, ("sms",))
-    cache.put(b"a", 100.0, who)
-    cache.put(b"b", 100.0, (401, "INVALID_API_KEY", "no"))
+    cache.put(b"a", who, 100.0)
+    cache.put(b"b", (401, "INVALID_API_KEY", "no"), 100.0)
     assert cache.get(b"a", 100.5) is who
     assert cache.get(b"b", 100.5) == (401, "INVALID_API_KEY", "no")
     assert cache.get(b"a", 101.0) is None  # expired
-    cache.put(b"c", 101.5, who)  # full of expired entries: they make room
+    cache.put(b"c", who, 101.5)  # full of expired entries: they make room
     assert cache.get(b"c", 101.6) is who and cache.get(b"a", 101.6) is None
     off = KeyCache(ttl=0.0)
-    off.put(b"a", 1.0, who)
+    off.put(b"a", who, 1.0)
     assert off.get(b"a", 1.0) is None
 
 
