@@ -39,10 +39,13 @@ log = structlog.get_logger(__name__)
 BREAKER_SECONDS = 1.5
 
 #: KEYS[1]: the key's state. ARGV[1]: the limit per minute; ARGV[2]: now in microseconds, or
-#: empty for Redis's clock. Answers {allowed, remaining, reset seconds, retry-after seconds}:
-#: reset is when the key's allowance is full again, retry-after (refusals) when one more fits.
+#: empty for Redis's clock; ARGV[3]: how many requests of the key to count, one after another.
+#: Answers, per request, {allowed, remaining, reset seconds, retry-after seconds} one after
+#: another in one flat list: reset is when the key's allowance is full again, retry-after
+#: (refusals) when one more fits.
 GCRA = """
 local limit = tonumber(ARGV[1])
+local count = tonumber(ARGV[3])
 local now
 if ARGV[2] ~= '' then
   now = tonumber(ARGV[2])
@@ -55,14 +58,29 @@ local interval = math.max(1, math.floor(period / limit))
 local burst = interval * limit
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - burst
-if allow_at > now then
-  return {0, 0, math.ceil((tat - now) / 1000000), math.ceil((allow_at - now) / 1000000)}
+local counted = false
+local out = {}
+for i = 1, count do
+  local new_tat = tat + interval
+  local allow_at = new_tat - burst
+  if allow_at > now then
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+    out[#out + 1] = math.ceil((tat - now) / 1000000)
+    out[#out + 1] = math.ceil((allow_at - now) / 1000000)
+  else
+    tat = new_tat
+    counted = true
+    out[#out + 1] = 1
+    out[#out + 1] = math.floor((burst - (new_tat - now)) / interval)
+    out[#out + 1] = math.ceil(math.ceil((new_tat - now) / 1000) / 1000)
+    out[#out + 1] = 0
+  end
 end
-local ttl_ms = math.ceil((new_tat - now) / 1000)
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
-return {1, math.floor((burst - (new_tat - now)) / interval), math.ceil(ttl_ms / 1000), 0}
+if counted then
+  redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000))
+end
+return out
 """
 
 
@@ -187,43 +205,53 @@ class RateLimiter:
                     answer.set_result(verdict)
 
     async def _run(self, batch: list[_Pending]) -> list[Verdict | None]:
-        """One write and its replies for the batch; the script is loaded if Redis lost it."""
+        """One write and its replies for the batch; the script is loaded if Redis lost it.
+        The checks of one key go as one EVALSHA that counts them in order: a busy key's
+        requests cost Redis and this process one command per batch, not one each."""
         redis = self._redis
         if redis is None:
             return [None] * len(batch)
+        groups: dict[tuple[str, int, int | str], list[int]] = {}
+        for index, (key, limit, now, _) in enumerate(batch):
+            groups.setdefault((key, limit, now), []).append(index)
+        commands = [
+            ("EVALSHA", self._sha, 1, key, limit, now, len(indexes))
+            for (key, limit, now), indexes in groups.items()
+        ]
         reused = self._conn is not None
         try:
-            replies = await self._send(redis, batch)
+            replies = await self._send(redis, commands)
         except RedisConnectionError:
             if not reused:
                 raise
             # The kept connection had died while idle (a Redis restart, a proxy): once more on a
             # new one. Should the first write have run, the key is counted twice, once.
-            replies = await self._send(redis, batch)
+            replies = await self._send(redis, commands)
         if any(isinstance(r, NoScriptError) for r in replies):
             await redis.script_load(GCRA)
-            replies = await self._send(redis, batch)
-        verdicts: list[Verdict | None] = []
-        for reply in replies:
+            replies = await self._send(redis, commands)
+        verdicts: list[Verdict | None] = [None] * len(batch)
+        for indexes, reply in zip(groups.values(), replies, strict=True):
             if isinstance(reply, Exception):  # e.g. OOM: Redis cannot count, as if down
                 raise reply
-            allowed, remaining, reset, retry_after = (int(v) for v in reply)
-            verdicts.append(
-                Verdict(bool(allowed), max(0, remaining), max(1, reset), max(1, retry_after))
-            )
+            numbers = [int(v) for v in reply]
+            for position, index in enumerate(indexes):
+                allowed, remaining, reset, retry_after = numbers[4 * position : 4 * position + 4]
+                verdicts[index] = Verdict(
+                    bool(allowed), max(0, remaining), max(1, reset), max(1, retry_after)
+                )
         return verdicts
 
-    async def _send(self, redis: Redis, batch: list[_Pending]) -> list[Any]:
-        """EVALSHA for each check in one write on the limiter's own connection, then every
-        reply (an error reply is kept in its place, so the connection stays in step)."""
+    async def _send(self, redis: Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The commands in one write on the limiter's own connection, then every reply (an
+        error reply is kept in its place, so the connection stays in step)."""
         conn = self._conn
         if conn is None:
             conn = self._conn = await redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
         try:
-            commands = [("EVALSHA", self._sha, 1, key, limit, now) for key, limit, now, _ in batch]
             await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
             replies: list[Any] = []
-            for _ in batch:
+            for _ in commands:
                 try:
                     replies.append(await conn.read_response())
                 except ResponseError as exc:

@@ -107,6 +107,48 @@ async def test_gcra_bursts_to_the_limit_then_refuses_then_recovers(redis_client:
         await client.aclose()
 
 
+async def test_checks_of_one_key_in_one_batch_count_in_order_as_one_command(
+    redis_client: Redis,
+) -> None:
+    """Concurrent checks go together: each key's as one EVALSHA that counts them in order,
+    with the answers sequential checks would have had."""
+    prefix = _prefix()
+    sent: list[int] = []
+
+    class Counting(RateLimiter):
+        async def _send(self, redis: Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+            sent.append(len(commands))
+            return await super()._send(redis, commands)
+
+    limiter = Counting(prefix)
+    client = open_redis(replace(Settings(), redis_url=REDIS_URL))
+    limiter.use(client)
+    busy, quiet = uuid.uuid4(), uuid.uuid4()
+    t0 = 1_900_000_000 * SECOND
+    try:
+        answers = await asyncio.gather(
+            *(limiter.check(busy, 3, now_us=t0) for _ in range(5)),
+            limiter.check(quiet, 3, now_us=t0),
+        )
+        assert sent[-1] == 2  # one command per key (after loading the script, if it had to)
+        shown = [(a.allowed, a.remaining, a.reset, a.retry_after) for a in answers if a]
+        assert shown == [
+            (True, 2, 20, 1),
+            (True, 1, 40, 1),
+            (True, 0, 60, 1),
+            (False, 0, 60, 20),
+            (False, 0, 60, 20),
+            (True, 2, 20, 1),
+        ]
+        # The refusals did not count: one request fits again 20 s later.
+        back = await limiter.check(busy, 3, now_us=t0 + 20 * SECOND)
+        assert back is not None and back.allowed and back.remaining == 0
+    finally:
+        await _drop_keys(redis_client, prefix)
+        await limiter.close()
+        await client.aclose()
+
+
 async def test_gcra_large_limits_and_the_redis_clock(redis_client: Redis) -> None:
     prefix = _prefix()
     limiter = RateLimiter(prefix)
