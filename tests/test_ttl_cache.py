@@ -25,6 +25,14 @@ class Source:
         return f"value-{self.reads}"
 
 
+async def misses_together(cache: TtlCache[str, str], source: Source, n: int) -> set[str]:
+    """``n`` requests miss at once; the read ends once all of them wait."""
+    waiting = [asyncio.create_task(cache.get_or_load("k", source.read)) for _ in range(n)]
+    await asyncio.sleep(0.01)
+    source.gate.set()
+    return set(await asyncio.gather(*waiting))
+
+
 def test_expiry_and_room() -> None:
     cache: TtlCache[str, int] = TtlCache(ttl=1.0, max_entries=2)
     cache.put("a", 1, 100.0)
@@ -42,10 +50,7 @@ def test_expiry_and_room() -> None:
 async def test_concurrent_misses_share_one_read() -> None:
     cache: TtlCache[str, str] = TtlCache(ttl=60)
     source = Source()
-    waiting = [asyncio.create_task(cache.get_or_load("k", source.read)) for _ in range(50)]
-    await asyncio.sleep(0.01)
-    source.gate.set()
-    assert set(await asyncio.gather(*waiting)) == {"value-1"}
+    assert await misses_together(cache, source, 50) == {"value-1"}
     assert source.reads == 1
     assert await cache.get_or_load("k", source.read) == "value-1" and source.reads == 1
 
@@ -81,8 +86,5 @@ async def test_a_cancelled_reader_leaves_the_waiters_a_value() -> None:
 async def test_without_a_ttl_reads_are_shared_but_never_kept() -> None:
     cache: TtlCache[str, str] = TtlCache(ttl=0)
     source = Source()
-    waiting = [asyncio.create_task(cache.get_or_load("k", source.read)) for _ in range(3)]
-    await asyncio.sleep(0.01)
-    source.gate.set()
-    assert set(await asyncio.gather(*waiting)) == {"value-1"}
+    assert await misses_together(cache, source, 3) == {"value-1"}
     assert await cache.get_or_load("k", source.read) == "value-2"
