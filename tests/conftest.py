@@ -13,6 +13,7 @@ import pytest
 
 from broker.config import Settings
 from broker.migrate import migrate
+from broker.queues import Amqp, QueueNames
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BASE = PG_ADMIN_DSN.rsplit("/", 1)[0]
@@ -70,6 +71,16 @@ def settings(pg_dsn: str, amqp_url: str) -> Settings:
         # connect given up mid-way also leaves redis-py's socket to the garbage collector.
         redis_timeout=1.0,
     )
+
+
+@pytest.fixture
+async def amqp(settings: Settings) -> AsyncIterator[Amqp]:
+    """A RabbitMQ client on queues of this test's own (a fresh prefix), topology declared."""
+    client = Amqp(settings.amqp_url, QueueNames(f"t{uuid.uuid4().hex[:8]}"))
+    await client.connect()
+    await client.declare_topology(())
+    yield client
+    await client.close()
 
 
 @pytest.fixture(scope="session")

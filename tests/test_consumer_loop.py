@@ -6,26 +6,14 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from broker.config import Settings
 from broker.errors import DependencyUnavailable
-from broker.queues import Amqp, QueueNames
+from broker.queues import Amqp
 from workers.consumer import Backoff, Consumer, RetryPolicy
 
 FAST = RetryPolicy(Backoff(first=0.05, factor=2.0, cap=0.2), unexpected_attempts=3)
-
-
-@pytest.fixture
-async def amqp(settings: Settings) -> AsyncIterator[Amqp]:
-    client = Amqp(settings.amqp_url, QueueNames(f"tcl{uuid.uuid4().hex[:6]}"))
-    await client.connect()
-    await client.declare_topology(())
-    yield client
-    await client.close()
 
 
 async def depth(amqp: Amqp, queue: str) -> int:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
-from broker.config import Settings
 from broker.queue_messages import (
     InboundEvent,
     NotDecodable,
@@ -18,7 +15,7 @@ from broker.queue_messages import (
     to_json,
     unpack_carrier_events,
 )
-from broker.queues import Amqp, QueueNames
+from broker.queues import Amqp
 from broker.segmentation import build_udh
 from broker.smpp.constants import CommandId, MessageState, Tag
 from broker.smpp.pdu import Pdu, cstring_tlv, encode_pdu, int_tlv
@@ -150,15 +147,6 @@ def test_bad_carrier_events_are_set_aside_one_by_one() -> None:
     assert found.rejected[0].reason == "unknown version 2"
     with pytest.raises(NotDecodable, match="unknown version 3"):
         unpack_carrier_events(b'{"v": 3, "events": []}')
-
-
-@pytest.fixture
-async def amqp(settings: Settings) -> AsyncIterator[Amqp]:
-    client = Amqp(settings.amqp_url, QueueNames(f"tfw{uuid.uuid4().hex[:6]}"))
-    await client.connect()
-    await client.declare_topology(())
-    yield client
-    await client.close()
 
 
 async def test_an_unreadable_deliver_sm_is_accepted_and_set_aside_with_its_raw_pdu(
