@@ -289,10 +289,14 @@ class HttpClient:
         pool = self._idle.get(target.key)
         while pool:
             conn = pool.pop()
-            if not conn.closed and now - conn.idle_since < self._keepalive:
+            if self._fresh(conn, now):
                 return conn
             conn.close()
         return None
+
+    def _fresh(self, conn: _Connection, now: float) -> bool:
+        """Still open, and idle for less than the keep-alive time."""
+        return not conn.closed and now - conn.idle_since < self._keepalive
 
     def _checkin(self, target: Target, conn: _Connection) -> None:
         if not conn.reusable:
@@ -308,11 +312,12 @@ class HttpClient:
     def _sweep(self, now: float) -> None:
         """Close connections idle longer than the keep-alive time."""
         self._last_sweep = now
-        for key in list(self._idle):
-            pool = self._idle[key]
-            kept = deque(c for c in pool if not c.closed and now - c.idle_since < self._keepalive)
+        for key, pool in list(self._idle.items()):
+            kept: deque[_Connection] = deque()
             for conn in pool:
-                if conn not in kept:
+                if self._fresh(conn, now):
+                    kept.append(conn)
+                else:
                     conn.close()
             if kept:
                 self._idle[key] = kept

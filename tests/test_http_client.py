@@ -227,6 +227,20 @@ async def test_a_kept_alive_connection_the_server_closed_is_replaced(client: Htt
         assert server.connections == 5
 
 
+async def test_a_connection_idle_past_the_keepalive_is_closed_not_reused() -> None:
+    http = HttpClient(keepalive=0.2)
+    try:
+        async with RawServer(answering(OK_EMPTY, OK_EMPTY, OK_EMPTY)) as server:
+            assert (await http.post(server.url, b"{}", {}, timeout=5)).status == 204
+            assert (await http.post(server.url, b"{}", {}, timeout=5)).status == 204
+            assert server.connections == 1
+            await asyncio.sleep(0.3)
+            assert (await http.post(server.url, b"{}", {}, timeout=5)).status == 204
+            assert server.connections == 2
+    finally:
+        await http.close()
+
+
 async def test_silence_times_out(client: HttpClient) -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()
