@@ -85,8 +85,6 @@ class WebhookSender:
         self._settings = settings
         self._pool = pool
         self._amqp = amqp
-        self._prefetch = prefetch
-        self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._targets = TargetCache(pool, ttl=cache_ttl)
         self._client: HttpClient | None = None
