@@ -81,7 +81,7 @@ def parse_url(url: str) -> Target:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
-        raise ValueError(f"not an http or https URL: {url[:100]!r}")
+        raise ValueError(f"not an http or https URL (scheme {scheme[:20]!r})")
     host = parts.hostname
     if not host:
         raise ValueError("the URL has no host")
