@@ -75,7 +75,10 @@ class MetricsServer:
         self._sampled: set[str] = set()
 
     async def start(self) -> None:
-        """Listen (MetricsPortError when the port is taken), then sample in the background."""
+        """Sample once, listen (MetricsPortError when the port is taken), then sample in the
+        background. Sampling first: a scrape that came while the first sample was under way
+        found no queue gauges."""
+        await self._sample_once()
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         runner = web.AppRunner(app, access_log=None)
@@ -87,8 +90,6 @@ class MetricsServer:
             raise MetricsPortError(exc) from exc
         self._runner = runner
         self.port = runner.addresses[0][1]
-        # The first scrape already finds every gauge.
-        await self._sample_once()
         self._sampler = asyncio.create_task(self._sample_loop(), name="metrics sampler")
         log.info("metrics served", host=self.host, port=self.port, path="/metrics")
 
