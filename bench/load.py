@@ -1,4 +1,8 @@
-"""The load: N messages over the HTTP API at a bounded concurrency, on keep-alive connections."""
+"""The load: N messages over the HTTP API at a bounded concurrency, on keep-alive connections.
+
+Closed loop by default (each sender keeps one request in flight); with a rate, open loop: request
+i is due at start + i / rate and its latency counts from then, so a stalled server shows up in
+the latencies instead of slowing the load down (coordinated omission)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from bench.options import BenchOptions
 from broker.http_client import HttpClient
 
 REQUEST_TIMEOUT = 60.0
+# A request that goes out later than this after its scheduled time counts as a late start.
+LATE_START = 0.010
 
 
 def recipient(index: int) -> str:
@@ -30,6 +36,12 @@ def request_payload(index: int, opts: BenchOptions) -> dict[str, Any]:
     return {"to": to, "body": opts.body}
 
 
+def scheduled_at(start: float, index: int, rate: float) -> float:
+    """When request ``index`` is due at ``rate`` requests per second: computed from the start,
+    not added up from the previous one, so that rounding does not drift over a long run."""
+    return start + index / rate
+
+
 @dataclass
 class LoadResult:
     sent_at: dict[str, float] = field(default_factory=dict)
@@ -39,6 +51,8 @@ class LoadResult:
     first_sent: float | None = None
     last_accepted: float | None = None
     error_samples: list[str] = field(default_factory=list)
+    # At a fixed rate: requests that went out more than LATE_START after their scheduled time.
+    late_starts: int = 0
 
     @property
     def accepted(self) -> int:
@@ -56,28 +70,48 @@ class LoadGenerator:
         self._next = 0
 
     async def run(self) -> LoadResult:
-        """Each of ``concurrency`` senders keeps one request in flight. The requests go out on
-        broker.http_client's keep-alive connections: the load shares the machine with the
-        gateway it measures, and aiohttp's client spent twice the CPU."""
+        """Each of ``concurrency`` senders keeps one request in flight, or, at a rate, waits for
+        the next request's scheduled time first; ``concurrency`` then caps the requests in
+        flight, so a server that stops answering cannot make the bench open connection after
+        connection, and a request the cap holds back goes out late, its wait in its latency.
+        The requests go out on broker.http_client's keep-alive connections: the load shares the
+        machine with the gateway it measures, and aiohttp's client spent twice the CPU."""
         client = HttpClient(keepalive=60, max_body=16 * 1024 * 1024)
+        start = time.monotonic()
         try:
-            await asyncio.gather(*(self._sender(client) for _ in range(self.opts.concurrency)))
+            await asyncio.gather(
+                *(self._sender(client, start) for _ in range(self.opts.concurrency))
+            )
         finally:
             await client.close()
         return self.result
 
-    async def _sender(self, client: HttpClient) -> None:
+    async def _sender(self, client: HttpClient, start: float) -> None:
+        rate = self.opts.rate
         while self._next < self.opts.requests:
             index = self._next
             self._next += 1
-            await self._send(client, index)
+            if rate is None:
+                await self._send(client, index, None)
+                continue
+            due = scheduled_at(start, index, rate)
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self._send(client, index, due)
 
-    async def _send(self, client: HttpClient, index: int) -> None:
+    async def _send(self, client: HttpClient, index: int, due: float | None) -> None:
+        """One request; its latency and its messages' ``sent_at`` count from ``due`` when it
+        has a scheduled time, else from when it went out."""
         url = self.urls[index % len(self.urls)]
         payload = request_payload(index, self.opts)
         out = self.result
         started = time.monotonic()
-        if out.first_sent is None:
+        if due is not None:
+            if started - due > LATE_START:
+                out.late_starts += 1
+            started = due
+        if out.first_sent is None or started < out.first_sent:
             out.first_sent = started
         body = json.dumps(payload).encode()
         try:

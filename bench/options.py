@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from broker.errors import InputError
 
 MAX_RECIPIENTS_PER_REQUEST = 1000
+MAX_RATE = 100_000.0
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class BenchOptions:
     receipt_delay: tuple[float, float] = (0.01, 0.05)
     timeout: float = 600.0
     keep: bool = False
+    # Requests per second on a fixed schedule (open loop); None keeps ``concurrency`` in flight.
+    rate: float | None = None
 
     def __post_init__(self) -> None:
         self._positive("messages", self.messages, 10_000_000)
@@ -38,6 +41,18 @@ class BenchOptions:
         low, high = self.receipt_delay
         if not 0 <= low <= high <= 60:
             raise InputError("receipt delay must be 0 <= min <= max <= 60", field="receipt_delay")
+        if self.rate is not None and not 0 < self.rate <= MAX_RATE:
+            raise InputError(
+                f"rate must be in (0, {MAX_RATE:.0f}] requests per second, got {self.rate}",
+                field="rate",
+            )
+        if self.rate is not None and self.requests / self.rate >= self.timeout:
+            # Sure to time out: say so now rather than after the timeout.
+            raise InputError(
+                f"{self.requests:,} requests at {self.rate:g}/s take "
+                f"{self.requests / self.rate:g} s, not less than the timeout ({self.timeout:g} s)",
+                field="rate",
+            )
 
     @staticmethod
     def _positive(name: str, value: int, hi: int) -> None:

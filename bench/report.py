@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bench.load import LATE_START
 from bench.meters import BENCH
 
 
@@ -51,7 +52,8 @@ def render_text(result: BenchResult) -> str:
     c, a, e = result.config, result.accept, result.end_to_end
     lines = [
         f"smsbroker bench: {c['messages']:,} messages, concurrency {c['concurrency']}, "
-        f"{c['recipients_per_request']} recipient(s)/request, {c['segments']} segment(s), "
+        + (f"{c['rate']:g} requests/s scheduled, " if c.get("rate") is not None else "")
+        + f"{c['recipients_per_request']} recipient(s)/request, {c['segments']} segment(s), "
         + (
             "in one process"
             if c["in_process"]
@@ -60,7 +62,7 @@ def render_text(result: BenchResult) -> str:
         "",
         f"accept      {_num(a['rate'], ' msg/s')}  ({a['accepted']:,} accepted in "
         f"{a['seconds']} s, {_num(a['requests_per_s'], ' req/s')})",
-        f"            HTTP 202 latency {_ms(a['latency_ms'])}",
+        f"            HTTP 202 latency {_ms(a['latency_ms'])}" + _schedule(c, a),
         f"end to end  {_num(e['rate'], ' msg/s')}  ({e['completed']:,} final webhooks in "
         f"{e['seconds']} s)",
         f"            request -> webhook {_ms(e['latency_ms'])}",
@@ -93,6 +95,15 @@ def render_text(result: BenchResult) -> str:
     else:
         lines.append("OK: nothing lost, books balance")
     return "\n".join(lines)
+
+
+def _schedule(config: dict[str, Any], accept: dict[str, Any]) -> str:
+    """At a fixed rate the latency counts from each request's scheduled time; say so, and how
+    many requests went out late (a held-back request's wait is in its latency)."""
+    if config.get("rate") is None:
+        return ""
+    late = accept.get("late_starts") or 0
+    return f" from schedule; {late:,} started over {LATE_START * 1000:.0f} ms late"
 
 
 def _correctness_line(k: dict[str, Any]) -> str:

@@ -190,6 +190,7 @@ def build_result(
             "http_statuses": {str(k): v for k, v in sorted(load.statuses.items())},
             "errors": dict(load.errors),
             "error_samples": load.error_samples,
+            "late_starts": load.late_starts if opts.rate is not None else None,
         },
         end_to_end={
             "completed": len(finals),
@@ -218,6 +219,7 @@ def _config(opts: BenchOptions, segments: int) -> dict[str, Any]:
         "worker_procs": 0 if opts.in_process else opts.worker_procs,
         "split_roles": opts.split_roles and not opts.in_process,
         "receipt_delay_s": list(opts.receipt_delay),
+        "rate": opts.rate,
     }
 
 

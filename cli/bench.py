@@ -29,7 +29,8 @@ def register(subparsers: Any) -> None:
         "bench",
         help="measure the whole pipeline on this machine with the simulated carrier",
         description=(
-            "Send N messages through the HTTP API at a given concurrency to a gateway started "
+            "Send N messages through the HTTP API at a given concurrency (or at a fixed request "
+            "rate) to a gateway started "
             "for the run (api, worker and smsc-sim processes, a fresh database and queue "
             "prefix), receive their status webhooks, and print the accept rate, the "
             "end-to-end rate, latency percentiles, each process's peak memory and CPU, and "
@@ -40,7 +41,26 @@ def register(subparsers: Any) -> None:
     )
     add = p.add_argument
     add("-n", "--messages", type=int, default=10_000, help="messages to send (default 10000)")
-    add("-c", "--concurrency", type=int, default=50, help="requests in flight (default 50)")
+    add(
+        "-c",
+        "--concurrency",
+        type=int,
+        default=50,
+        help="requests in flight; with --rate, the most in flight (default 50)",
+    )
+    add(
+        "--rate",
+        type=float,
+        default=None,
+        metavar="RPS",
+        help=(
+            "open loop: start RPS requests per second (at most 100000) on a fixed schedule, "
+            "request i at start + i/RPS, with at most -c in flight; accept and end-to-end "
+            "latency are measured from each request's scheduled time, so a stall or a request "
+            "the -c cap holds back counts (default: closed loop, -c requests always in flight, "
+            "latency measured from when each went out)"
+        ),
+    )
     add(
         "--recipients-per-request",
         type=int,
@@ -87,6 +107,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         receipt_delay=args.receipt_delay,
         timeout=args.timeout,
         keep=args.keep,
+        rate=args.rate,
     )
 
 
