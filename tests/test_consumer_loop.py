@@ -7,11 +7,12 @@ import json
 import time
 import uuid
 
+import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from broker.errors import DependencyUnavailable
 from broker.queues import Amqp
-from workers.consumer import Backoff, Consumer, RetryPolicy
+from workers.consumer import Backoff, ByteBudget, Consumer, RetryPolicy
 
 FAST = RetryPolicy(Backoff(first=0.05, factor=2.0, cap=0.2), unexpected_attempts=3)
 
@@ -174,3 +175,61 @@ async def test_deliveries_arriving_during_a_batch_wait_in_one_queue_not_a_task_e
     assert [n for b in batches for n in b] == list(range(150))
     assert all(len(b) <= 10 for b in batches) and len(batches) <= 16
     await consumer.stop(5)
+
+
+async def test_one_by_one_handlers_wait_while_max_bytes_are_in_hand(amqp: Amqp) -> None:
+    """A one-by-one consumer runs up to the prefetch at once; with ``max_bytes`` it holds no
+    more than that much of the deliveries' bodies in hand, and one larger goes alone."""
+    in_hand: list[int] = []
+    most = 0
+    alone: list[bool] = []
+
+    async def handle(deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
+        nonlocal most
+        size = len(deliveries[0].body)
+        in_hand.append(size)
+        most = max(most, sum(in_hand))
+        if size > 1000:
+            alone.append(len(in_hand) == 1)
+        await asyncio.sleep(0.02)
+        in_hand.remove(size)
+
+    consumer = Consumer(amqp, amqp.names.events, handle, name="t", prefetch=50, max_bytes=1000)
+    await consumer.start()
+    pad = "x" * 180
+    for n in range(40):
+        await amqp.publish(amqp.names.events, {"n": n, "pad": pad if n != 20 else "y" * 3000})
+    async with asyncio.timeout(10):
+        while await depth(amqp, amqp.names.events) or in_hand or not alone:
+            await asyncio.sleep(0.05)
+    await consumer.stop(5)
+    assert most > 400  # several at once: the bound is not a lock
+    assert most <= 1000 or alone == [True]
+    assert alone == [True]
+
+
+def test_max_bytes_is_refused_for_a_batched_consumer(amqp: Amqp) -> None:
+    async def handle(deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
+        return None
+
+    with pytest.raises(ValueError, match="one-by-one"):
+        Consumer(amqp, amqp.names.events, handle, name="t", prefetch=10, batch=5, max_bytes=100)
+
+
+async def test_byte_budget_admits_what_fits_and_an_oversized_one_alone() -> None:
+    budget = ByteBudget(100)
+    async with budget.hold(60):
+        waiter = asyncio.create_task(_hold(budget, 50))
+        await asyncio.sleep(0.01)
+        assert not waiter.done() and budget.used == 60
+        async with budget.hold(40):
+            assert budget.used == 100
+    await asyncio.wait_for(waiter, 1)
+    async with budget.hold(500):
+        assert budget.used == 500
+    assert budget.used == 0
+
+
+async def _hold(budget: ByteBudget, size: int) -> None:
+    async with budget.hold(size):
+        assert budget.used <= budget.limit

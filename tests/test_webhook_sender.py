@@ -502,3 +502,41 @@ async def test_attempt_of_a_deleted_webhook_is_kept_without_its_id(pool: asyncpg
     [row] = await rows_for(pool, account_id)
     assert row["webhook_id"] is None
     assert (row["attempt"], row["status_code"], row["duration_ms"]) == (2, 500, 12)
+
+
+async def test_a_post_task_is_made_only_when_a_slot_is_free(
+    settings: Settings, pool: asyncpg.Pool, receiver: tuple[Receiver, TestServer]
+) -> None:
+    """A message of many events once got a task per event up front, all but ``concurrency``
+    of them waiting on the semaphore: thousands under a backlog, holding memory."""
+    rec, server = receiver
+    own = dataclasses.replace(settings, queue_prefix=f"twht{uuid.uuid4().hex[:6]}")
+    amqp = Amqp(own.amqp_url, QueueNames(own.queue_prefix))
+    await amqp.connect()
+    try:
+        worker = WebhookSender(own, pool, amqp, concurrency=3)
+        await worker.start()
+        account_id, _ = await new_account(pool)
+        p = path()
+        rec.scripts[p] = ["hold"]
+        rec.release.clear()
+        await new_webhook(pool, account_id, str(server.make_url(p)))
+        await amqp.publish(amqp.names.webhooks, {"events": [status_event(account_id)] * 30})
+
+        async def three_held() -> bool:
+            return len(rec.at(p)) >= 3
+
+        await wait_for(three_held)
+        await asyncio.sleep(0.2)  # room for any further task to be made
+        posting = [
+            t for t in asyncio.all_tasks() if t.get_coro().__qualname__.startswith("WebhookSender.")
+        ]
+        held = len(rec.at(p))
+        rec.release.set()
+        await wait_rows(pool, account_id, count=30, finals=30)
+        await worker.stop(grace=5)
+        assert held == 3
+        assert len(posting) == 3  # not thirty
+    finally:
+        rec.release.set()
+        await amqp.close()

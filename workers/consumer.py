@@ -1,8 +1,10 @@
 """The one consumer loop every worker role runs on.
 
 Deliveries are handled one by one (``batch=1``, concurrently up to the prefetch) or in batches
-(sequentially, so the next batch grows while the database works). What a failure means is
-decided here, once:
+(sequentially, so the next batch grows while the database works). One-by-one handlers can also
+be bounded by the size of what they carry (``max_bytes``), since one AMQP message packs one item
+or hundreds: the prefetch alone would let a backlog's largest packs all be parsed and worked on
+at once. What a failure means is decided here, once:
 
 * transient (a dependency is away: PostgreSQL, RabbitMQ, a timeout): the same work is tried
   again after a pause that doubles up to a cap — never a hot loop, and never given up, since
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import aio_pika
@@ -80,6 +82,30 @@ class RetryPolicy:
     unexpected_attempts: int = 5
 
 
+class ByteBudget:
+    """Room for ``limit`` bytes of deliveries in hand; one larger than the limit goes alone."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = asyncio.Condition()
+
+    def _fits(self, size: int) -> bool:
+        return self.used == 0 or self.used + size <= self.limit
+
+    @contextlib.asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._fits(size))
+            self.used += size
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.used -= size
+                self._changed.notify_all()
+
+
 class Consumer:
     """Consume ``queue`` on a channel of its own and run ``handle`` per delivery or batch.
 
@@ -97,6 +123,7 @@ class Consumer:
         prefetch: int,
         batch: int = 1,
         max_wait: float = 0.005,
+        max_bytes: int | None = None,
         policy: RetryPolicy | None = None,
         grace: float = 30.0,
     ) -> None:
@@ -109,6 +136,9 @@ class Consumer:
         self._prefetch = prefetch
         self._batch = batch
         self._max_wait = max_wait
+        if max_bytes is not None and batch != 1:
+            raise ValueError("max_bytes bounds one-by-one handlers (batch=1) only")
+        self._budget = ByteBudget(max_bytes) if max_bytes is not None else None
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractQueue | None = None
         self._tag: str | None = None
@@ -133,20 +163,31 @@ class Consumer:
                 await message.nack(requeue=True)
             return
         if self._batch == 1:
-            task = asyncio.current_task()
-            if task is not None:
-                self._tasks.add(task)
-            try:
-                await self.run([message])
-            finally:
-                if task is not None:
-                    self._tasks.discard(task)
+            await self._run_one(message)
             return
         self._pending.append(message)
         if len(self._pending) >= self._batch:
             self._flush_soon()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._max_wait, self._flush_soon)
+
+    async def _run_one(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            if self._budget is None:
+                await self.run([message])
+                return
+            async with self._budget.hold(len(message.body)):
+                if self._stopping.is_set():  # it waited for room while a stop came
+                    with contextlib.suppress(*AMQP_ERRORS):
+                        await message.nack(requeue=True)
+                    return
+                await self.run([message])
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
 
     def _flush_soon(self) -> None:
         """Start the batcher unless it runs: it takes what arrives while it works. (A task per
