@@ -31,6 +31,7 @@ from broker.smpp.connector import (
     ConnectorConfig,
     DeliverHandler,
     SubmitOutcome,
+    SubmitPart,
     SubmitUnavailable,
 )
 from broker.smpp.constants import Status
@@ -96,6 +97,23 @@ def connector_config(row: asyncpg.Record) -> ConnectorConfig:
         tps=float(row["tps"]) if row["tps"] is not None else None,
         bind_mode=row["bind_mode"],
     )
+
+
+async def submit_parts(
+    runtime: ConnectorRuntime, parts: list[SubmitPart]
+) -> list[SubmitOutcome | BaseException]:
+    """Each part's outcome, or what its submit raised, in order; the parts go concurrently.
+    A single part (most messages) is awaited in place: a task and a gather around it cost the
+    worker more than they are worth on every message."""
+    if len(parts) != 1:
+        return await asyncio.gather(
+            *(runtime.connector.submit(p, timeout=runtime.submit_timeout) for p in parts),
+            return_exceptions=True,
+        )
+    try:
+        return [await runtime.connector.submit(parts[0], timeout=runtime.submit_timeout)]
+    except (SubmitUnavailable, SmppCodecError) as exc:
+        return [exc]
 
 
 class SubmitWorker:
@@ -317,10 +335,7 @@ class SubmitWorker:
         )
         done = set(row["done"])
         todo = [(seq, p) for seq, p in enumerate(parts, start=1) if seq not in done]
-        results = await asyncio.gather(
-            *(runtime.connector.submit(p, timeout=runtime.submit_timeout) for _, p in todo),
-            return_exceptions=True,
-        )
+        results = await submit_parts(runtime, [p for _, p in todo])
         refusal: tuple[str, str] | None = None
         temporary = refused_by_connector = accepted = False
         for (seq, _), result in zip(todo, results, strict=True):
