@@ -159,8 +159,7 @@ class Consumer:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         if self._stopping.is_set():
             # Buffered before the cancel took effect: hand it back untouched.
-            with contextlib.suppress(*AMQP_ERRORS):
-                await message.nack(requeue=True)
+            await self._hand_back(message)
             return
         if self._batch == 1:
             await self._run_one(message)
@@ -175,19 +174,25 @@ class Consumer:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
+        room = (
+            contextlib.nullcontext()
+            if self._budget is None
+            else self._budget.hold(len(message.body))
+        )
         try:
-            if self._budget is None:
-                await self.run([message])
-                return
-            async with self._budget.hold(len(message.body)):
+            async with room:
                 if self._stopping.is_set():  # it waited for room while a stop came
-                    with contextlib.suppress(*AMQP_ERRORS):
-                        await message.nack(requeue=True)
+                    await self._hand_back(message)
                     return
                 await self.run([message])
         finally:
             if task is not None:
                 self._tasks.discard(task)
+
+    @staticmethod
+    async def _hand_back(message: AbstractIncomingMessage) -> None:
+        with contextlib.suppress(*AMQP_ERRORS):
+            await message.nack(requeue=True)
 
     def _flush_soon(self) -> None:
         """Start the batcher unless it runs: it takes what arrives while it works. (A task per
