@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -13,8 +13,8 @@ import asyncpg
 from broker.opt_outs import Action, command_of, default_help_text, help_reply_id, sender_phone
 from broker.queue_messages import InboundEvent, IngestRequest, WebhookEvent
 from broker.resources import iso
+from broker.store import connectors, opt_outs
 from broker.store import inbound as store
-from broker.store import opt_outs
 from broker.webhooks.events import MESSAGE_INBOUND, event_id_for, make_event
 
 
@@ -125,23 +125,40 @@ async def store_inbound(conn: asyncpg.Connection, mo: Inbound) -> Stored:
         elif command.action is Action.OPT_IN:
             await opt_outs.remove(conn, account_id, phone)
         else:
-            reply = await _help_reply(conn, account_id, mo.id, mo.to_number, phone)
+            reply = await _help_reply(conn, account_id, mo, phone)
     event = make_event(MESSAGE_INBOUND, account_id, data, event_id=event_id_for(f"inbound:{mo.id}"))
     return Stored(event=event, reply=reply)
 
 
 async def _help_reply(
-    conn: asyncpg.Connection, account_id: UUID, inbound_id: UUID, number: str, phone: str
+    conn: asyncpg.Connection, account_id: UUID, mo: Inbound, phone: str
 ) -> IngestRequest:
-    """An ordinary message from the number the HELP was sent to, back to its sender."""
+    """An ordinary message from the number the HELP was sent to, back to its sender, on the
+    channel the HELP came on: a WhatsApp user is answered on WhatsApp, never by SMS.
+
+    It goes like any send on that channel: routed by the channel's routes, charged at their
+    price, posted by the whatsapp role. A WhatsApp HELP whose sender no WhatsApp route covers
+    (or whose connector is disabled) is not answered at all: the reply ends ``failed``
+    ``NO_ROUTE``, uncharged, with its status webhook, so the account sees why. Falling back to
+    SMS would text a number that asked on WhatsApp, from a number it never texted, at SMS
+    prices.
+    """
     name, text = await store.help_text(conn, account_id)
+    number = mo.to_number
     return IngestRequest(
         account_id=account_id,
         body=text or default_help_text(name),
         sender=number.lstrip("+") if number.lstrip("+").isdigit() else number,
         accepted_at=datetime.now(UTC),
-        recipients=[(help_reply_id(inbound_id), phone)],
+        recipients=[(help_reply_id(mo.id), phone)],
+        channel=await _channel_of(conn, mo.connector),
     )
+
+
+async def _channel_of(conn: asyncpg.Connection, connector: str) -> Literal["sms", "whatsapp"]:
+    """The channel a connector's inbound messages came on (a connector no longer known: SMS,
+    as the carriers' events always were)."""
+    return "whatsapp" if await connectors.kind(conn, connector) == "whatsapp" else "sms"
 
 
 async def _reply_again(conn: asyncpg.Connection, mo: Inbound) -> IngestRequest | None:
@@ -153,4 +170,4 @@ async def _reply_again(conn: asyncpg.Connection, mo: Inbound) -> IngestRequest |
     phone = sender_phone(mo.from_number)
     if command is None or command.action is not Action.HELP or phone is None:
         return None
-    return await _help_reply(conn, found.account_id, mo.id, mo.to_number, phone)
+    return await _help_reply(conn, found.account_id, mo, phone)
