@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from uuid import UUID
 
 import asyncpg
 
 from broker import metrics
+from broker.db import after_commit
 from broker.queue_messages import ReceiptEvent
 from broker.smpp.receipt import other_forms
 from broker.status import PartStatus
@@ -91,11 +93,13 @@ async def apply_receipts(
     """Apply final receipts; return the rows of messages that reached a final state.
 
     A part takes the first final receipt applied to it; a later one changes nothing and, if it
-    disagrees, is written in the message's history.
+    disagrees, is written in the message's history. Run it inside broker.db.transaction(),
+    whose commit counts the receipts parked and the latencies of the parts settled.
     """
     updates, later = first_final(updates)
     if not updates:
         return []
+    parked = 0
     touched = await store.update_parts(
         conn,
         [u.scope for u in updates],
@@ -127,13 +131,20 @@ async def apply_receipts(
                 [u.state for u in unknown],
                 [u.error for u in unknown],
             )
-            metrics.RECEIPTS_PARKED.inc(parked)
-    for r in touched:
-        metrics.RECEIPT_LATENCY.labels(r["connector"]).observe(max(0.0, r["latency"]))
+    latencies = [(r["connector"], max(0.0, r["latency"])) for r in touched]
+    if parked or latencies:
+        after_commit(conn, partial(_count, parked, latencies))
     message_ids: list[UUID] = list({r["message_id"] for r in touched})
     if not message_ids:
         return []
     return await store.settle_messages(conn, message_ids)
+
+
+def _count(parked: int, latencies: list[tuple[str, float]]) -> None:
+    if parked:
+        metrics.RECEIPTS_PARKED.inc(parked)
+    for connector, seconds in latencies:
+        metrics.RECEIPT_LATENCY.labels(connector).observe(seconds)
 
 
 async def _in_other_bases(

@@ -27,6 +27,7 @@ import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
+from broker.db import transaction
 from broker.errors import InputError
 from broker.long_mode import LongMode, PartCounter
 from broker.notify import publish_events, status_events
@@ -247,7 +248,7 @@ class ChargeWorker:
             if m.batch_id is not None:
                 account, n = batches.get(m.batch_id, (m.account_id, 0))
                 batches[m.batch_id] = (account, n + 1)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, transaction(conn):
             await store.insert_batches(conn, batches)
             inserted = await store.insert_new(conn, messages)
             fresh = [m for m in messages if m.id in inserted]

@@ -18,6 +18,7 @@ import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
+from broker.db import transaction
 from broker.inbound import Inbound, store_inbound
 from broker.notify import publish_events, status_events
 from broker.queue_messages import (
@@ -95,7 +96,7 @@ class EventsWorker:
         inbound = [i for i in items if isinstance(i, Inbound)]
         webhook_events: list[WebhookEvent] = []
         replies: list[IngestRequest] = []
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, transaction(conn):
             settled = await apply_receipts(conn, receipts)
             for mo in inbound:
                 stored = await store_inbound(conn, mo)
@@ -112,7 +113,7 @@ class EventsWorker:
 
     async def sweep(self) -> int:
         """Match parked receipts; once a minute, also settle messages no receipt will reach."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, transaction(conn):
             settled = await match_pending(conn)
             if self._sweeps % 60 == 0:
                 settled += await settle_unreceipted(conn, self.receipt_wait)

@@ -16,6 +16,7 @@ from uuid import UUID
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
 
+from broker.db import transaction
 from broker.queue_messages import NotDecodable, SubmitJob, decode
 from broker.queues import SUBMIT_CHUNK, Amqp
 from broker.store import ledger
@@ -107,7 +108,7 @@ async def record(pool: asyncpg.Pool, name: str, out: Outcomes) -> list[asyncpg.R
     failed messages' status rows (for their webhooks)."""
     if not (out.parts or out.sent or out.failed):
         return []
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn, transaction(conn):
         await store.insert_parts(conn, name, out.parts)
         await store.mark_sent(conn, out.sent)
         rows = await store.mark_failed(conn, out.failed)

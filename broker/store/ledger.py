@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from functools import partial
 from typing import Protocol
 from uuid import UUID
 
 import asyncpg
 
 from broker import metrics
+from broker.db import after_commit
 from broker.store import Db
 
 
@@ -112,12 +114,13 @@ async def credit(conn: asyncpg.Connection, account_id: UUID, amount: Decimal) ->
 
 async def refund_failed(db: Db, message_ids: list[UUID]) -> Decimal:
     """Give a failed (or canceled) message's cost back, once however often this runs for it;
-    the credits given back by this call."""
+    the credits given back by this call. In a transaction, open it with broker.db.transaction:
+    the refund is counted once it commits."""
     if not message_ids:
         return Decimal(0)
     rows = await db.fetch(REFUND_FAILED, message_ids)
     total = sum((r["total"] for r in rows), Decimal(0))
-    metrics.count_credits(metrics.CREDITS_REFUNDED, total)
+    after_commit(db, partial(metrics.count_credits, metrics.CREDITS_REFUNDED, total))
     return total
 
 
@@ -136,7 +139,8 @@ class Chargeable(Protocol):
 
 async def charge(conn: asyncpg.Connection, messages: Sequence[Chargeable]) -> list[UUID]:
     """Take every message's cost and write its charge row; return the ids the balance could
-    not cover (nothing taken for them). Run it inside a transaction.
+    not cover (nothing taken for them). Run it inside broker.db.transaction(), whose commit
+    counts the credits taken.
 
     Each account is charged its batch total in one statement. An account whose balance cannot
     cover the whole batch has its balance locked and pays message by message, in arrival
@@ -173,7 +177,8 @@ async def charge(conn: asyncpg.Connection, messages: Sequence[Chargeable]) -> li
         [m.cost for m in charged],
         [m.id for m in charged],
     )
-    metrics.count_credits(metrics.CREDITS_CHARGED, sum((m.cost for m in charged), Decimal(0)))
+    taken_total = sum((m.cost for m in charged), Decimal(0))
+    after_commit(conn, partial(metrics.count_credits, metrics.CREDITS_CHARGED, taken_total))
     return unfunded
 
 

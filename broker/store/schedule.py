@@ -13,6 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
+from broker.db import transaction
 from broker.status import MessageStatus
 from broker.store import Db
 from broker.store.ledger import refund_failed
@@ -80,7 +81,7 @@ async def mark_queued(conn: asyncpg.Connection, ids: list[UUID]) -> None:
 async def cancel(pool: asyncpg.Pool, account_id: UUID, message_id: UUID) -> asyncpg.Record | None:
     """Cancel the account's scheduled message and refund its charge, in one transaction; its
     STATUS_RETURNING row, or None when it is not (or no longer) scheduled or not the account's."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn, transaction(conn):
         row: asyncpg.Record | None = await conn.fetchrow(CANCEL, message_id, account_id)
         if row is not None:
             await refund_failed(conn, [message_id])
