@@ -12,6 +12,7 @@ from api.contract import Endpoints, query_of
 from api.errors import ApiError
 from api.schemas.contact_import import ContactImportQuery, ContactImportResult, ImportRowError
 from broker import contact_import
+from broker.contact_import import BATCH_ROWS
 from broker.contacts import MAX_EMAIL, MAX_FIELD_KEY, MAX_FIELD_VALUE, MAX_FIELDS, MAX_NAME
 from broker.db import unavailable_as_error
 
@@ -63,6 +64,10 @@ async def _body(request: web.Request) -> AsyncIterator[bytes]:
         " given replace the stored ones, `fields` are merged. The same phone twice in a file:"
         " the later row updates the contact the earlier one made. With `group_id`, every"
         " imported contact joins that group.\n\n"
+        f"A contact keeps at most {MAX_FIELDS} fields: a row whose fields, merged with the"
+        " stored ones, would pass that fails (`field`: `fields`) and nothing of it is written;"
+        f" the file is written {BATCH_ROWS:,} rows at a time, and the rows of one phone in"
+        " such a block fail together.\n\n"
         f"A row with a bad phone or email, the wrong number of cells, a value too long"
         f" (names {MAX_NAME}, email {MAX_EMAIL}, field values {MAX_FIELD_VALUE} characters)"
         " or text that is not UTF-8 fails alone and is listed in `errors` by its row number"

@@ -17,6 +17,7 @@ from api.schemas.contacts import (
 )
 from broker import contacts
 from broker.accounts import parse_uuid
+from broker.contacts import MAX_FIELDS
 from broker.db import unavailable_as_error
 
 endpoints = Endpoints("contacts")
@@ -91,7 +92,9 @@ async def get_contact(request: web.Request) -> Contact:
     description="Only the fields given change. `null` clears `first_name`, `last_name` or"
     " `email`; `fields` replaces the whole object; `group_ids` replaces the memberships (an"
     " unknown group: 404, nothing changed); a new `phone` is normalized like on create and"
-    " answers 409 `CONTACT_EXISTS` if another contact has it.",
+    " answers 409 `CONTACT_EXISTS` if another contact has it. A contact stored with more than"
+    f" {MAX_FIELDS} fields before that limit was enforced changes only with `fields` that"
+    " replace them (else 400 `INVALID_FIELDS`, nothing changed).",
 )
 async def update_contact(request: web.Request) -> Contact:
     who = caller(request)

@@ -5,7 +5,9 @@ whole: records are parsed a slice at a time, with the event loop free between sl
 written a batch at a time, one statement per batch (broker.store.contact_import). While one
 batch is being written the next one is parsed.
 
-A bad row fails alone with its row number; the good ones are imported. The whole import is
+A bad row fails alone with its row number; the good ones are imported. So does a row that
+would take its contact past MAX_FIELDS custom fields once merged with the stored ones: the
+statement refuses it (the merged result is what the cap applies to). The whole import is
 one transaction, so a file refused as a whole (no header, too large, the client gone) changes
 nothing, and a group given is locked so it cannot disappear half way.
 """
@@ -19,6 +21,7 @@ from uuid import UUID
 
 import asyncpg
 
+from broker.contacts import MAX_FIELDS
 from broker.contacts_csv import Batch, CsvError, Header, Record, RecordReader, RowError, cells
 from broker.errors import NotFound
 from broker.store import Db
@@ -49,6 +52,17 @@ class ImportResult:
         self.errors.extend(problems[:room])
         if len(problems) > room:
             self.errors_truncated = True
+
+
+def too_many_fields(refused: store.Refused) -> str:
+    """Why a row was refused for its contact's field count, in the words of the answer."""
+    if refused.has is None or refused.would_have is None:
+        return f"the contact would have more than {MAX_FIELDS} fields; the row was not imported"
+    return (
+        f"the contact would have {refused.would_have} fields, more than {MAX_FIELDS} (it has"
+        f" {refused.has}, this file adds {refused.would_have - refused.has}); the row was not"
+        " imported"
+    )
 
 
 async def account_region(db: Db, account_id: UUID) -> str:
@@ -94,9 +108,9 @@ class _Import:
         self.header: Header | None = None
         self.batch = Batch()
         self.result = ImportResult()
-        #: The batch being written (and how many of its rows were repeats: updates).
+        #: The batch being written: its rows' numbers and repeats are counted when it is.
         self.writing: asyncio.Task[store.Written] | None = None
-        self.writing_repeats = 0
+        self.writing_batch = Batch()
 
     async def all(self, chunks: AsyncIterable[bytes]) -> ImportResult:
         async for chunk in chunks:
@@ -109,6 +123,8 @@ class _Import:
             )
         await self.write()
         await self.settle()
+        # A refused contact's rows are known once its batch is written, after rows parsed later.
+        self.result.errors.sort(key=lambda e: e.row)
         return self.result
 
     async def take(self, records: list[Record]) -> None:
@@ -140,22 +156,30 @@ class _Import:
         """Start writing the batch so far (after the one before it is written)."""
         if not len(self.batch):
             return
-        columns, repeats = self.batch.columns(), self.batch.repeats
-        self.batch = Batch()
+        batch, self.batch = self.batch, Batch()
         await self.settle()
         self.writing = asyncio.create_task(
-            store.upsert(self.conn, self.account_id, columns, self.group_id)
+            store.upsert(self.conn, self.account_id, batch.columns(), self.group_id, MAX_FIELDS)
         )
-        self.writing_repeats = repeats
+        self.writing_batch = batch
 
     async def settle(self) -> None:
-        """Wait for the batch being written and count it."""
+        """Wait for the batch being written and count it: each row of a contact it refused
+        fails (a repeat of it included)."""
         if self.writing is None:
             return
         written = await self.writing
         self.writing = None
+        batch = self.writing_batch
+        repeats = batch.repeats
+        for refused in written.refused:
+            rows = batch.rows_of(refused.phone)
+            repeats -= len(rows) - 1
+            message = too_many_fields(refused)
+            for row in rows:
+                self.result.fail([RowError(row, "fields", message)])
         self.result.created += written.created
-        self.result.updated += written.updated + self.writing_repeats
+        self.result.updated += written.updated + repeats
 
     async def settle_quietly(self) -> None:
         """After a failure: let a statement in flight end before the transaction rolls back."""

@@ -36,6 +36,8 @@ GroupRow = group_store.GroupRow
 MAX_PHONE_INPUT: Final = 40
 MAX_NAME: Final = 100
 MAX_EMAIL: Final = 254
+#: Custom fields a contact has, stored: a merge (an import) is held to it too, by the CHECK
+#: contacts_fields_cap (sql/017, which writes the number out).
 MAX_FIELDS: Final = 50
 MAX_FIELD_KEY: Final = 64
 MAX_FIELD_VALUE: Final = 500
@@ -118,7 +120,9 @@ def field_text(value: Any) -> str | None:
 
 def parse_fields(raw: Any, *, field: str = "fields") -> dict[str, str]:
     """Custom fields: at most 50 keys of 1–64 printable characters, each value text, a number
-    or a boolean, kept as text of at most 500 characters."""
+    or a boolean, kept as text of at most 500 characters. This checks one request's object;
+    where fields are merged into stored ones (an import) the merged result is checked when
+    written."""
     if not isinstance(raw, dict):
         raise _fields_error("must be an object of name → value", field)
     if len(raw) > MAX_FIELDS:
@@ -238,7 +242,9 @@ async def update_contact(
     conn: asyncpg.Connection, account_id: UUID, contact_id: UUID, changes: ContactChanges
 ) -> ContactRow:
     """Only the named values change; ``group_ids`` replaces the memberships, ``fields`` the
-    whole object. Conflict if the new phone is another contact's."""
+    whole object. Conflict if the new phone is another contact's; InputError if the contact
+    would keep more than MAX_FIELDS fields (only one stored before sql/017 can have them:
+    given fields are checked already)."""
     given = changes.given
     try:
         async with conn.transaction():
@@ -265,6 +271,15 @@ async def update_contact(
             raise
         raise _exists(
             changes.phone, await store.id_by_phone(conn, account_id, changes.phone)
+        ) from None
+    except asyncpg.CheckViolationError as exc:
+        if exc.constraint_name != store.FIELDS_CAP:
+            raise
+        raise _fields_error(
+            f"this contact has more than {MAX_FIELDS} fields (stored before the limit was"
+            f" enforced): give `fields` with at most {MAX_FIELDS} to replace them, with this"
+            " change or before it",
+            "fields",
         ) from None
     assert row is not None  # updated in this transaction
     return row

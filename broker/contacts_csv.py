@@ -402,6 +402,10 @@ class Batch:
     last_names: list[str | None] = field(default_factory=list)
     emails: list[str | None] = field(default_factory=list)
     fields: list[dict[str, str]] = field(default_factory=list)
+    #: The row each number came from first, and (only for numbers given again) its later rows:
+    #: a contact the statement refuses fails with every row that made it.
+    rows: list[int] = field(default_factory=list)
+    later_rows: dict[int, list[int]] = field(default_factory=dict)
     #: Rows beyond the first for a number: each one is an update.
     repeats: int = 0
 
@@ -413,8 +417,10 @@ class Batch:
             self.last_names.append(contact.last_name)
             self.emails.append(contact.email)
             self.fields.append(contact.fields)
+            self.rows.append(contact.row)
             return
         self.repeats += 1
+        self.later_rows.setdefault(i, []).append(contact.row)
         self.first_names[i] = contact.first_name or self.first_names[i]
         self.last_names[i] = contact.last_name or self.last_names[i]
         self.emails[i] = contact.email or self.emails[i]
@@ -422,6 +428,11 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.at) + self.repeats
+
+    def rows_of(self, phone: str) -> list[int]:
+        """The rows of the file this number's values came from, in order."""
+        i = self.at[phone]
+        return [self.rows[i], *self.later_rows.get(i, ())]
 
     def columns(
         self,

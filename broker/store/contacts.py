@@ -20,6 +20,9 @@ from broker.store import Db
 
 #: The unique key an insert or a change of phone can hit (one contact per number).
 PHONE_TAKEN: Final = "contacts_account_id_phone_key"
+#: The CHECK that a contact has at most 50 custom fields (sql/017); only a contact stored over
+#: it before that migration can still hit it, when a change leaves its fields as they are.
+FIELDS_CAP: Final = "contacts_fields_cap"
 
 #: A contact with its groups, oldest membership first.
 _COLUMNS = """c.id, c.phone, c.first_name, c.last_name, c.email, c.fields, c.created_at,
