@@ -208,6 +208,58 @@ async def test_one_by_one_handlers_wait_while_max_bytes_are_in_hand(amqp: Amqp) 
     assert alone == [True]
 
 
+async def test_batches_stop_at_batch_bytes_and_an_oversized_delivery_goes_alone(
+    amqp: Amqp,
+) -> None:
+    """A batch takes deliveries in order up to ``batch`` of them or ``batch_bytes`` of bodies,
+    whichever comes first; one delivery larger than that is a batch of its own. (Counted by
+    deliveries alone, a backlog of packs made batches of thousands of items.)"""
+    release = asyncio.Event()
+    batches: list[list[tuple[int, int]]] = []
+
+    async def handle(deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
+        await release.wait()
+        batches.append([(json.loads(d.body)["n"], len(d.body)) for d in deliveries])
+
+    consumer = Consumer(
+        amqp,
+        amqp.names.events,
+        handle,
+        name="t",
+        prefetch=100,
+        batch=50,
+        max_wait=0.01,
+        batch_bytes=1000,
+    )
+    await consumer.start()
+    pad = "x" * 180
+    for n in range(60):
+        await amqp.publish(amqp.names.events, {"n": n, "pad": pad if n != 30 else "y" * 3000})
+    async with asyncio.timeout(10):
+        while len(consumer._pending) < 55:
+            await asyncio.sleep(0.02)
+    release.set()
+    async with asyncio.timeout(10):
+        while sum(map(len, batches)) < 60:
+            await asyncio.sleep(0.02)
+    await consumer.stop(5)
+    assert [n for b in batches for n, _ in b] == list(range(60))
+    for b in batches:
+        if any(n == 30 for n, _ in b):
+            assert len(b) == 1
+        else:
+            assert sum(size for _, size in b) <= 1000
+    assert len(batches) <= 20  # ~200-byte bodies: several per batch, not one by one
+
+
+def test_batch_bytes_is_refused_for_a_one_by_one_consumer(amqp: Amqp) -> None:
+    async def handle(deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
+        return None
+
+    with pytest.raises(ValueError, match="batches"):
+        Consumer(amqp, amqp.names.events, handle, name="t", prefetch=10, batch_bytes=100)
+
+
 def test_max_bytes_is_refused_for_a_batched_consumer(amqp: Amqp) -> None:
     async def handle(deliveries: list[AbstractIncomingMessage], attempt: int) -> None:
         return None

@@ -42,7 +42,7 @@ from broker.routing import RouteTable
 from broker.status import MessageStatus
 from broker.store import ledger
 from broker.store import messages as store
-from workers.consumer import Consumer
+from workers.consumer import BATCH_BYTES, Consumer
 from workers.poison import (
     POISON,
     dead_letter,
@@ -146,7 +146,13 @@ class ChargeWorker:
         self.amqp = amqp
         self.routes = RouteTable()
         self.consumer = Consumer(
-            amqp, amqp.names.ingest, self.handle, name="charge", prefetch=1000, batch=batch_size
+            amqp,
+            amqp.names.ingest,
+            self.handle,
+            name="charge",
+            prefetch=1000,
+            batch=batch_size,
+            batch_bytes=BATCH_BYTES,
         )
 
     async def start(self) -> None:

@@ -55,6 +55,11 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 #: is gone would otherwise wait for a reconnect that may never come.
 _AMQP_CALL_TIMEOUT = 5.0
 
+#: Bodies per batch for the batched roles: some hundreds to a thousand-odd requests or receipts,
+#: past the size where a bigger statement is cheaper per row, and a bound on what one batch
+#: holds parsed when a backlog has packed hundreds of items per delivery.
+BATCH_BYTES = 256 * 1024
+
 Handler = Callable[[list[AbstractIncomingMessage], int], Awaitable[None]]
 
 
@@ -124,6 +129,7 @@ class Consumer:
         batch: int = 1,
         max_wait: float = 0.005,
         max_bytes: int | None = None,
+        batch_bytes: int | None = None,
         policy: RetryPolicy | None = None,
         grace: float = 30.0,
     ) -> None:
@@ -139,6 +145,9 @@ class Consumer:
         if max_bytes is not None and batch != 1:
             raise ValueError("max_bytes bounds one-by-one handlers (batch=1) only")
         self._budget = ByteBudget(max_bytes) if max_bytes is not None else None
+        if batch_bytes is not None and batch == 1:
+            raise ValueError("batch_bytes bounds batches (batch > 1) only")
+        self._batch_bytes = batch_bytes
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractQueue | None = None
         self._tag: str | None = None
@@ -210,10 +219,24 @@ class Consumer:
     async def _run_pending(self) -> None:
         try:
             while self._pending:
-                batch, self._pending = self._pending[: self._batch], self._pending[self._batch :]
-                await self.run(batch)
+                await self.run(self._take_batch())
         finally:
             self._batcher = None
+
+    def _take_batch(self) -> list[AbstractIncomingMessage]:
+        """The next batch: up to ``batch`` deliveries and, if set, ``batch_bytes`` of bodies
+        (at least one delivery). Packs vary from one item to hundreds, so a count of deliveries
+        alone lets a backlog's batches, and the memory they are parsed into, grow tenfold."""
+        count = min(self._batch, len(self._pending))
+        if self._batch_bytes is not None:
+            size = 0
+            for i, message in enumerate(self._pending[:count]):
+                size += len(message.body)
+                if size > self._batch_bytes and i > 0:
+                    count = i
+                    break
+        batch, self._pending = self._pending[:count], self._pending[count:]
+        return batch
 
     # --- running one unit of work --------------------------------------------------------
 

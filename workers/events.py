@@ -32,7 +32,7 @@ from broker.queue_messages import (
 )
 from broker.queues import Amqp
 from broker.receipts import ReceiptUpdate, apply_receipts, match_pending, settle_unreceipted
-from workers.consumer import TRANSIENT, Consumer
+from workers.consumer import BATCH_BYTES, TRANSIENT, Consumer
 from workers.poison import dead_letter, dead_letter_body, dead_letter_rejected, process_isolating
 
 log = structlog.get_logger(__name__)
@@ -59,7 +59,13 @@ class EventsWorker:
         self.receipt_wait = receipt_wait
         self._sweeps = 0
         self.consumer = Consumer(
-            amqp, amqp.names.events, self.handle, name="events", prefetch=400, batch=200
+            amqp,
+            amqp.names.events,
+            self.handle,
+            name="events",
+            prefetch=400,
+            batch=200,
+            batch_bytes=BATCH_BYTES,
         )
         self._sweep_every = sweep_every
         self._sweeper: asyncio.Task[None] | None = None

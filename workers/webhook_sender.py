@@ -60,9 +60,9 @@ OUTCOMES: dict[Verdict, str] = {
 }
 
 DEFAULT_PREFETCH = 50
-#: Event payloads being delivered at once, by size: about three full AMQP messages of 500 events
+#: Event payloads being delivered at once, by size: about four full AMQP messages of 100 events
 #: (~600 bytes each), enough for the POST concurrency; the prefetch alone let 25,000 in at once.
-BYTES_IN_HAND = 1024 * 1024
+BYTES_IN_HAND = 256 * 1024
 DEFAULT_CONCURRENCY = 200
 
 
