@@ -22,7 +22,7 @@ from broker.smpp.pdu import Pdu, cstring_tlv, encode_pdu, int_tlv
 from workers.forwarder import DELIVER_UNDECODABLE, DeliverForwarder, deliver_event
 
 
-def deliver(body: dict[str, object], tlvs: dict[int, bytes] | None = None) -> Pdu:
+def deliver(body: dict[str, int | str | bytes], tlvs: dict[int, bytes] | None = None) -> Pdu:
     return Pdu(CommandId.DELIVER_SM, 7, 0, dict(body), dict(tlvs or {}))
 
 
