@@ -54,10 +54,13 @@ class Audience:
 
 
 def draft_of(
-    send: SendRequest, numbers: list[str] | None = None, texts: dict[str, str] | None = None
+    send: SendRequest,
+    numbers: list[str] | None = None,
+    texts: dict[str, str] | None = None,
+    opted_out: frozenset[str] | None = None,
 ) -> sending.Draft:
     """The send as api.sending takes it: to ``numbers`` (default: `to`), ``texts`` each
-    recipient's own (a template's)."""
+    recipient's own (a template's), ``opted_out`` those of them who opted out, when known."""
     body = send.body if send.body is not None else next(iter((texts or {}).values()), "")
     return sending.Draft(
         recipients=send.recipients if numbers is None else numbers,
@@ -69,6 +72,7 @@ def draft_of(
         scheduled_at=send.scheduled_at,
         validity_period=send.validity_period,
         texts=texts or {},
+        opted_out=opted_out,
     )
 
 
@@ -122,11 +126,15 @@ async def resolve(request: web.Request, send: SendRequest) -> sending.Draft | Ba
         return await background(request, send, reach)
     numbers: list[str] = []
     texts: dict[str, str] = {}
+    refused: set[str] = set()
     async for m in members(request, reach):
         numbers.append(m.phone)
+        if m.opted_out:
+            refused.add(m.phone)
         if reach.personal.template is not None:
             texts[m.phone] = reach.personal.text(m.phone, m.values)
-    return draft_of(send, numbers, texts)
+    # The walk read every recipient's opt-out: the send's checks take it, not ask again.
+    return draft_of(send, numbers, texts, frozenset(refused))
 
 
 async def background(request: web.Request, send: SendRequest, reach: Audience) -> Background:

@@ -6,7 +6,9 @@ message id, encoding and parts as the charge worker will count them; ``publish``
 durable. Between the two a caller may record what it needs under the message ids (an
 idempotency claim, an OTP row). What the account knows about the send (default sender,
 approved sender IDs, opt-outs) is read in one round trip and remembered for a second
-(api.send_rules): never a query per number, and for a busy account not one per request.
+(api.send_rules): never a query per number, and for a busy account not one per request. A
+template or group send's draft comes with its recipients' opt-outs already read by the walk that
+made it (Draft.opted_out), so they are not asked about twice.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ class Draft:
     plain_body: str | None = field(default=None, repr=False)
     #: Per recipient, its own text instead of ``body`` (a template rendered for it).
     texts: dict[str, str] = field(default_factory=dict)
+    #: The recipients who opted out, when making the draft already read them (a template or
+    #: group send's audience walk); None: ``prepare`` reads them. Either way once per send.
+    opted_out: frozenset[str] | None = None
 
     def text_for(self, to: str) -> str:
         return self.texts.get(to, self.body)
@@ -190,7 +195,9 @@ async def prepare(request: web.Request, draft: Draft) -> Prepared:
     cache = shared(request)[SEND_RULES]
     async with unavailable_as_error():
         await routes.refresh(pool)
-        opted_out = await cache.opted_out(pool, who.account_id, rules, draft.recipients)
+        opted_out = draft.opted_out
+        if opted_out is None:
+            opted_out = await cache.opted_out(pool, who.account_id, rules, draft.recipients)
     if len(draft.recipients) == 1 and draft.recipients[0] in opted_out:
         raise ApiError(
             403, "OPTED_OUT", f"{draft.recipients[0]} opted out of this account's messages"
