@@ -96,6 +96,15 @@ class WebhookReceiver:
 
         return await asyncio.wait_for(found(), timeout)
 
+    async def event(
+        self, path: str, event_type: str, match: Callable[[dict[str, Any]], bool]
+    ) -> Received:
+        """The first ``event_type`` webhook delivered to ``path`` whose ``data`` matches."""
+        hits = await self.wait_for(
+            lambda r: r.path == path and r.json["type"] == event_type and match(r.json["data"])
+        )
+        return hits[0]
+
 
 @dataclass
 class Customer:
@@ -259,16 +268,13 @@ class SimStack:
 
     async def final_webhook(self, customer: Customer, message_id: str) -> dict[str, Any]:
         """The message's status webhook (only outcomes have one), its signature verified."""
-        hits = await self.receiver.wait_for(
-            lambda r: (
-                r.path == customer.path
-                and r.json["type"] == "message.status"
-                and r.json["data"]["id"] == message_id
-                and r.json["data"]["status"] in OUTCOMES
-            )
+        hit = await self.receiver.event(
+            customer.path,
+            "message.status",
+            lambda d: d["id"] == message_id and d["status"] in OUTCOMES,
         )
-        verify_standard_webhook(customer.webhook_secret, hits[0].headers, hits[0].body)
-        data: dict[str, Any] = hits[0].json["data"]
+        verify_standard_webhook(customer.webhook_secret, hit.headers, hit.body)
+        data: dict[str, Any] = hit.json["data"]
         return data
 
     async def carrier_text(self, to: str, *, timeout: float = 15.0) -> str:

@@ -54,14 +54,10 @@ class Stack:
         return await new_customer(self.pool, self.http, self.api, self.receiver, credits=credits)
 
     async def status(self, customer: Customer, message_id: str) -> dict[str, Any]:
-        hits = await self.receiver.wait_for(
-            lambda r: (
-                r.path == customer.path
-                and r.json["type"] == "message.status"
-                and r.json["data"]["id"] == message_id
-            )
+        hit = await self.receiver.event(
+            customer.path, "message.status", lambda d: d["id"] == message_id
         )
-        data: dict[str, Any] = hits[0].json["data"]
+        data: dict[str, Any] = hit.json["data"]
         return data
 
     async def get(self, customer: Customer, message_id: str) -> tuple[int, Any]:

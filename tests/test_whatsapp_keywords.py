@@ -43,14 +43,10 @@ class Stack(SimStack):
         return number
 
     async def inbound_hook(self, customer: Customer, body: str) -> dict[str, Any]:
-        hits = await self.receiver.wait_for(
-            lambda r: (
-                r.path == customer.path
-                and r.json["type"] == "message.inbound"
-                and r.json["data"]["body"] == body
-            )
+        hit = await self.receiver.event(
+            customer.path, "message.inbound", lambda d: d["body"] == body
         )
-        data: dict[str, Any] = hits[0].json["data"]
+        data: dict[str, Any] = hit.json["data"]
         return data
 
     def whatsapp_sent_to(self, phone: str) -> list[str]:
