@@ -112,6 +112,8 @@ async def stack(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
             wa.config.callback_url = s.webhook_url
             yield s
     finally:
+        # Its default route would send later modules' WhatsApp messages to a stopped fake.
+        await pool.execute("DELETE FROM routes WHERE connector = $1", name)
         await wa.stop()
 
 
@@ -328,3 +330,4 @@ async def test_operator_cli_adds_a_whatsapp_connector_and_route(
         name,
     )
     assert dict(row) == {"kind": "whatsapp", "scope": "whatsapp/555", "channel": "whatsapp"}
+    await pool.execute("DELETE FROM routes WHERE connector = $1", name)
