@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from api.contract import ENDPOINTS, FORM, JSON, Endpoint, Endpoints
+from api.protocol import MAX_REQUEST_LINE
 from api.schemas.common import ErrorResponse
 
 OPENAPI = web.AppKey("openapi", dict)
@@ -53,6 +54,11 @@ ERRORS: dict[int, tuple[str, str, str]] = {
         "PAYLOAD_TOO_LARGE",
         "Request Entity Too Large",
     ),
+    414: (
+        f"The request line (the path and the query) is longer than {MAX_REQUEST_LINE:,} bytes",
+        "URI_TOO_LONG",
+        f"the request line is longer than {MAX_REQUEST_LINE} bytes",
+    ),
     415: (
         "The body is neither JSON nor form-urlencoded",
         "UNSUPPORTED_MEDIA_TYPE",
@@ -87,9 +93,9 @@ def error_statuses(endpoint: Endpoint) -> list[int]:
     if not endpoint.public:
         statuses |= {401, 403, 429, 503}
     if endpoint.path_params:
-        statuses.add(404)
+        statuses |= {404, 414}
     if endpoint.query is not None:
-        statuses.add(400)
+        statuses |= {400, 414}
     if endpoint.body is not None:
         statuses |= {400, 413, 415}
     if endpoint.raw_body is not None:
