@@ -1,10 +1,11 @@
 """The one consumer loop every worker role runs on.
 
 Deliveries are handled one by one (``batch=1``, concurrently up to the prefetch) or in batches
-(sequentially, so the next batch grows while the database works). One-by-one handlers can also
-be bounded by the size of what they carry (``max_bytes``), since one AMQP message packs one item
-or hundreds: the prefetch alone would let a backlog's largest packs all be parsed and worked on
-at once. What a failure means is decided here, once:
+(sequentially, so the next batch grows while the database works). Both can also be bounded by
+the size of what they carry, since one AMQP message packs one item or hundreds: one-by-one
+handlers by the bytes in hand at once (``max_bytes``), batches by the bytes each takes
+(``batch_bytes``); the prefetch or the batch size alone would let a backlog's largest packs all
+be parsed and worked on at once. What a failure means is decided here, once:
 
 * transient (a dependency is away: PostgreSQL, RabbitMQ, a timeout): the same work is tried
   again after a pause that doubles up to a cap — never a hot loop, and never given up, since
